@@ -1,0 +1,1 @@
+"""Scoring: turn engine responses into per-sample values, and values into metrics."""
