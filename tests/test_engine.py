@@ -1,0 +1,149 @@
+"""The engine's contract: batched numbers equal plain unbatched transformers, in input order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from evalkit.engine import Engine, EngineSettings, GenerateRequest, LoglikelihoodRequest
+from evalkit.engine.batching import plan_batches
+from evalkit.engine.generate import prompt_ids
+from evalkit.engine.tokenize import encode_pair
+
+LOGLIK_REQUESTS = [
+    LoglikelihoodRequest("The capital of France is", " Paris"),
+    LoglikelihoodRequest("Question: what is two plus two?\nAnswer:", " four, of course"),
+    LoglikelihoodRequest("", "An empty context is scored after the BOS/EOS token"),
+    LoglikelihoodRequest("A much longer context that goes on " * 12, " and ends here."),
+    LoglikelihoodRequest("Trailing spaces move to the continuation   ", "word"),
+    LoglikelihoodRequest("Question: what is two plus two?\nAnswer:", " A"),
+    LoglikelihoodRequest("Question: what is two plus two?\nAnswer:", " B"),
+    LoglikelihoodRequest("Short", " x"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
+    return model, tokenizer
+
+
+def reference_loglikelihood(model, tokenizer, request):
+    """An unbatched fp32 forward of plain transformers over context + continuation."""
+    context, continuation = encode_pair(tokenizer, request.context, request.continuation)
+    ids = torch.tensor([context + continuation])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
+    positions = range(len(context) - 1, len(context) + len(continuation) - 1)
+    total = sum(logprobs[p, t].item() for p, t in zip(positions, continuation))
+    greedy = all(logprobs[p].argmax().item() == t for p, t in zip(positions, continuation))
+    return total, greedy, len(continuation)
+
+
+@pytest.mark.parametrize("max_rows,budget", [(1, 100000), (3, 100000), (64, 120)])
+def test_batched_loglikelihood_equals_unbatched_fp32_forward(tiny, max_rows, budget):
+    model, tokenizer = tiny
+    engine = Engine(model, tokenizer, EngineSettings(max_rows=max_rows, token_budget=budget))
+    results = engine.loglikelihood(LOGLIK_REQUESTS)
+    for request, result in zip(LOGLIK_REQUESTS, results):
+        total, greedy, n = reference_loglikelihood(model, tokenizer, request)
+        assert result.n_tokens == n
+        assert result.is_greedy == greedy
+        assert abs(result.logprob - total) <= 1e-5, (request, result.logprob, total)
+
+
+def test_greedy_continuation_is_reported_greedy(tiny):
+    model, tokenizer = tiny
+    engine = Engine(model, tokenizer)
+    checked = 0
+    for context in ["Question: what is two plus two?\nAnswer:", "Once upon a time", "Hello there", "The colour"]:
+        ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            ranked = model(torch.tensor([ids])).logits[0, -1].argsort(descending=True).tolist()
+        best, runner_up = (tokenizer.decode([t]) for t in ranked[:2])
+        # Only tokens whose text re-tokenizes to themselves after the context can be asked about.
+        if encode_pair(tokenizer, context, best)[1] != [ranked[0]]:
+            continue
+        assert engine.loglikelihood([LoglikelihoodRequest(context, best)])[0].is_greedy
+        assert not engine.loglikelihood([LoglikelihoodRequest(context, runner_up)])[0].is_greedy
+        checked += 1
+    assert checked >= 1
+
+
+def test_iter_loglikelihood_yields_every_index_once(tiny):
+    model, tokenizer = tiny
+    engine = Engine(model, tokenizer, EngineSettings(max_rows=2, token_budget=100000))
+    seen = [index for index, _ in engine.iter_loglikelihood(LOGLIK_REQUESTS)]
+    assert sorted(seen) == list(range(len(LOGLIK_REQUESTS)))
+
+
+def test_plan_batches_respects_budget_and_covers_all():
+    lengths = [5, 50, 7, 7, 120, 3, 64]
+    plan = plan_batches(lengths, max_rows=3, token_budget=128)
+    covered = sorted(i for batch in plan for i in batch.indices)
+    assert covered == list(range(len(lengths)))
+    for batch in plan:
+        assert len(batch.indices) <= 3
+        assert batch.padded_length == max(lengths[i] for i in batch.indices)
+        assert len(batch.indices) == 1 or len(batch.indices) * batch.padded_length <= 128
+
+
+GEN_PROMPTS = [
+    "Once upon a time",
+    "The quick brown fox jumps over the lazy dog and then",
+    "Hello",
+    "A list of colours: red, green,",
+    "In the beginning there was a very long sentence that keeps going and going",
+]
+
+
+def reference_generate(model, tokenizer, request):
+    ids = torch.tensor([prompt_ids(tokenizer, request, 512)])
+    output = model.generate(
+        ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=request.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+    )[0, ids.shape[1]:].tolist()
+    return output
+
+
+@pytest.mark.parametrize("max_rows", [1, 2, 16])
+def test_generation_equals_transformers_greedy_generate(tiny, max_rows):
+    model, tokenizer = tiny
+    requests = [GenerateRequest(p, max_new_tokens=12 + 3 * i) for i, p in enumerate(GEN_PROMPTS)]
+    results = Engine(model, tokenizer, EngineSettings(max_rows=max_rows)).generate(requests)
+    for request, result in zip(requests, results):
+        expected = reference_generate(model, tokenizer, request)
+        assert list(result.token_ids) == expected[: len(result.token_ids)]
+        if result.finish_reason == "length":
+            assert len(result.token_ids) == request.max_new_tokens == len(expected)
+        else:
+            assert result.finish_reason == "eos" and result.token_ids[-1] == expected[len(result.token_ids) - 1]
+
+
+def test_stop_string_cuts_the_completion(tiny):
+    model, tokenizer = tiny
+    free = Engine(model, tokenizer).generate([GenerateRequest("Once upon a time", max_new_tokens=20)])[0]
+    assert len(free.text) > 4
+    stop = free.text[2:4]
+    stopped = Engine(model, tokenizer).generate([GenerateRequest("Once upon a time", max_new_tokens=20, stop=(stop,))])[0]
+    assert stopped.finish_reason == "stop"
+    assert stop not in stopped.text
+    assert free.text.startswith(stopped.text)
+
+
+def test_chat_request_uses_the_chat_template(tiny):
+    model, tokenizer = tiny
+    request = GenerateRequest("Say hi", max_new_tokens=3, chat=True, system="Be brief.")
+    ids = prompt_ids(tokenizer, request, 512)
+    text = tokenizer.decode(ids)
+    assert "Say hi" in text and "Be brief." in text and "<|im_start|>" in text
+
+
+def test_too_long_generation_budget_is_a_clear_error(tiny):
+    model, tokenizer = tiny
+    from evalkit.errors import EngineError
+
+    with pytest.raises(EngineError, match="max_new_tokens=600 leaves no room"):
+        Engine(model, tokenizer).generate([GenerateRequest("Hi", max_new_tokens=600)])
