@@ -76,6 +76,11 @@ class Prompt(_Strict):
     description: str = Field(default="", description="rendered once, before the few-shot examples")
     chat: bool = Field(default=False, description="wrap the prompt in the model's chat template")
     system: str | None = Field(default=None, description="system message when chat is true")
+    strip: list[str] = Field(
+        default_factory=list,
+        description="fields whose surrounding whitespace is removed before substitution "
+        "(lm-eval's MMLU prompt strips the question)",
+    )
 
 
 class Choices(_Strict):
@@ -84,6 +89,11 @@ class Choices(_Strict):
     static: list[str] | None = None
     fields: list[str] | None = None
     field: str | None = None
+    delimiter: str = Field(
+        default=" ",
+        description="put between the prompt and each choice taken from fields or field "
+        "(lm-eval's target_delimiter); static choices are used verbatim",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Choices":
