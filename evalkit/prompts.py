@@ -1,0 +1,125 @@
+"""Turning suite samples into engine requests: pure functions, no torch, no model.
+
+A multiple-choice sample becomes one log-likelihood request per choice, all sharing one context:
+
+    description + shot_1 + separator + ... + shot_k + separator + template(sample)
+
+where each shot is `template(shot) + its correct choice`. A generation sample becomes one
+generation request built the same way. Shots are the first k rows of the few-shot split (in file
+order) whose `fewshot.match` field equals the sample's, never the sample itself: deterministic, as
+lm-evaluation-harness's `first_n` sampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from evalkit.engine.requests import GenerateRequest, LoglikelihoodRequest
+from evalkit.suite.manifest import PLACEHOLDER, SuiteManifest
+from evalkit.suite.records import Sample, Suite
+
+
+def render(template: str, fields: Mapping[str, Any]) -> str:
+    """Substitute `{field}` placeholders; `{{` and `}}` are literal braces. Nothing else runs."""
+    out: list[str] = []
+    i = 0
+    while i < len(template):
+        if template.startswith("{{", i) or template.startswith("}}", i):
+            out.append(template[i])
+            i += 2
+            continue
+        match = PLACEHOLDER.match(template, i)
+        if match:
+            out.append(str(fields[match.group(1)]))
+            i = match.end()
+            continue
+        out.append(template[i])
+        i += 1
+    return "".join(out)
+
+
+def choice_texts(manifest: SuiteManifest, fields: Mapping[str, Any]) -> list[str]:
+    """The continuation strings of a multiple-choice sample, in choice order."""
+    choices = manifest.choices
+    assert choices is not None
+    if choices.static is not None:
+        return list(choices.static)
+    values = [fields[f] for f in choices.fields] if choices.fields is not None else list(fields[choices.field])
+    return [choices.delimiter + str(v) for v in values]
+
+
+def target_index(manifest: SuiteManifest, fields: Mapping[str, Any]) -> int:
+    assert manifest.target is not None
+    raw = fields[manifest.target.field]
+    if manifest.target.type == "index":
+        return int(raw)
+    return [c.strip() for c in choice_texts(manifest, fields)].index(str(raw).strip())
+
+
+def target_text(manifest: SuiteManifest, fields: Mapping[str, Any]) -> str:
+    """The correct answer as text: the correct choice, or the target field for generation."""
+    if manifest.kind == "multiple_choice":
+        return choice_texts(manifest, fields)[target_index(manifest, fields)]
+    assert manifest.target is not None
+    return " " + str(fields[manifest.target.field])
+
+
+def select_shots(suite: Suite, sample: Sample, k: int) -> list[Sample]:
+    """The first k few-shot rows matching the sample (see module docstring)."""
+    fewshot = suite.manifest.fewshot
+    if k == 0 or fewshot is None:
+        return []
+    pool = [
+        s for s in suite.split(fewshot.split)
+        if s.id != sample.id and (fewshot.match is None or s.fields[fewshot.match] == sample.fields[fewshot.match])
+    ]
+    return pool[:k]
+
+
+def _prompt_fields(manifest: SuiteManifest, fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not manifest.prompt.strip:
+        return fields
+    return {k: (str(v).strip() if k in manifest.prompt.strip else v) for k, v in fields.items()}
+
+
+def build_context(suite: Suite, sample: Sample, k: int) -> str:
+    manifest = suite.manifest
+    separator = manifest.fewshot.separator if manifest.fewshot else "\n\n"
+    shots = [
+        render(manifest.prompt.template, _prompt_fields(manifest, shot.fields)) + target_text(manifest, shot.fields)
+        for shot in select_shots(suite, sample, k)
+    ]
+    question = render(manifest.prompt.template, _prompt_fields(manifest, sample.fields))
+    return render(manifest.prompt.description, sample.fields) + "".join(s + separator for s in shots) + question
+
+
+@dataclass(frozen=True)
+class PromptedSample:
+    """A sample and the requests it needs: one per choice (multiple choice) or one generation."""
+
+    sample: Sample
+    prompt: str
+    loglikelihood: tuple[LoglikelihoodRequest, ...] = ()
+    generate: GenerateRequest | None = None
+
+
+def build_requests(suite: Suite, samples: Sequence[Sample], fewshot: int) -> list[PromptedSample]:
+    manifest = suite.manifest
+    prompted: list[PromptedSample] = []
+    for sample in samples:
+        context = build_context(suite, sample, fewshot)
+        if manifest.kind == "multiple_choice":
+            requests = tuple(LoglikelihoodRequest(context, c) for c in choice_texts(manifest, sample.fields))
+            prompted.append(PromptedSample(sample, context, loglikelihood=requests))
+        else:
+            gen = manifest.generation_or_default
+            request = GenerateRequest(
+                prompt=context,
+                max_new_tokens=gen.max_new_tokens,
+                stop=tuple(gen.stop),
+                chat=manifest.prompt.chat,
+                system=manifest.prompt.system,
+            )
+            prompted.append(PromptedSample(sample, context, generate=request))
+    return prompted

@@ -1,0 +1,277 @@
+"""The runner: the only module that knows the order of the pipeline.
+
+config -> suites (all validated before the model loads) -> model + manifest -> engine -> per-sample
+rows (journaled as they complete) -> aggregates -> report files -> signed envelope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
+
+import evalkit
+from evalkit import report as files
+from evalkit.config import RunConfig, SuiteSpec
+from evalkit.engine import Engine, EngineSettings
+from evalkit.environment import describe_environment, git_commit
+from evalkit.errors import ConfigError, ReportError
+from evalkit.model import LoadedModel, build_manifest, choose_precision, load_model
+from evalkit.prompts import build_requests, choice_texts, target_index, target_text
+from evalkit.report.files import Journal, json_line, json_text, read_jsonl, write_atomic, write_lines_atomic
+from evalkit.report.markdown import render_markdown
+from evalkit.report.samples import generation_row, multiple_choice_row, suite_results
+from evalkit.scoring.refusal import CLASSIFIER_VERSION
+from evalkit.suite import Sample, Suite, load_suite
+from evalkit.suite.registry import resolve_suite_path
+from evalkit.trust import PAYLOAD_TYPE_INTOTO, PREDICATE_TYPE_REPORT, SigningKey, build_statement, resource
+from evalkit.trust import sign_envelope, statement_bytes, write_envelope
+
+
+class Progress(Protocol):
+    """Progress reporting, supplied by the CLI (rich bars) or silent in library use."""
+
+    def task(self, description: str, total: int | None) -> ContextManager[Callable[[int], None]]: ...
+
+
+class SilentProgress:
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        yield lambda n: None
+
+
+@dataclass(frozen=True)
+class PlannedSuite:
+    spec: SuiteSpec
+    suite: Suite
+    fewshot: int
+    samples: tuple[Sample, ...]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    out_dir: Path
+    report: dict[str, Any]
+    signed_by: tuple[str, ...]
+
+
+def select_samples(samples: Sequence[Sample], limit: int | None, stratum: str | None) -> tuple[Sample, ...]:
+    """At most `limit` samples, taken round-robin across the values of `stratum` (in order of first
+    appearance), returned in suite order. Deterministic: the same suite and limit give the same
+    subset on every machine."""
+    if limit is None or limit >= len(samples):
+        return tuple(samples)
+    buckets: dict[Any, list[int]] = {}
+    for position, sample in enumerate(samples):
+        key = sample.fields.get(stratum) if stratum else None
+        buckets.setdefault(key, []).append(position)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < limit:
+        for positions in buckets.values():
+            if depth < len(positions) and len(chosen) < limit:
+                chosen.append(positions[depth])
+        depth += 1
+    return tuple(samples[p] for p in sorted(chosen))
+
+
+def plan_suites(config: RunConfig) -> list[PlannedSuite]:
+    """Load and validate every suite before any model work, so mistakes surface in seconds."""
+    planned = []
+    refs = [spec.ref for spec in config.suites]
+    if len(set(refs)) != len(refs):
+        raise ConfigError(f"a suite is listed twice with the same few-shot setting: {', '.join(refs)}")
+    for spec in config.suites:
+        suite = load_suite(resolve_suite_path(spec.suite))
+        fewshot_cfg = suite.manifest.fewshot
+        fewshot = spec.fewshot if spec.fewshot is not None else (fewshot_cfg.default if fewshot_cfg else 0)
+        if fewshot and (fewshot_cfg is None or fewshot > fewshot_cfg.max):
+            most = fewshot_cfg.max if fewshot_cfg else 0
+            raise ConfigError(f"suite {suite.name!r} allows at most {most} few-shot examples, not {fewshot}")
+        stratum = suite.manifest.group_by[0] if suite.manifest.group_by else None
+        samples = select_samples(suite.eval_samples, config.suite_limit(spec), stratum)
+        planned.append(PlannedSuite(spec, suite, fewshot, samples))
+    return planned
+
+
+def _is_harmful(suite: Suite, sample: Sample) -> bool:
+    harmful = suite.manifest.harmful
+    if harmful is None:
+        return False
+    return harmful.field is None or str(sample.fields.get(harmful.field)) in harmful.values
+
+
+def _run_suite(
+    planned: PlannedSuite, engine: Engine, journal: Journal, config: RunConfig, progress: Progress
+) -> None:
+    suite, manifest = planned.suite, planned.suite.manifest
+    ref = planned.spec.ref
+    prompted = build_requests(suite, planned.samples, planned.fewshot)
+    if manifest.kind == "multiple_choice":
+        flat = [(s, c) for s, p in enumerate(prompted) for c in range(len(p.loglikelihood))]
+        requests = [prompted[s].loglikelihood[c] for s, c in flat]
+        pending: dict[int, dict[int, Any]] = {}
+        with progress.task(f"{ref}: scoring {len(requests)} choices", len(requests)) as advance:
+            for index, result in engine.iter_loglikelihood(requests, advance):
+                s, c = flat[index]
+                got = pending.setdefault(s, {})
+                got[c] = result
+                item = prompted[s]
+                if len(got) == len(item.loglikelihood):
+                    del pending[s]
+                    fields = item.sample.fields
+                    journal.append(multiple_choice_row(
+                        ref, s, item.sample, item.prompt, choice_texts(manifest, fields),
+                        target_index(manifest, fields), [got[k] for k in range(len(got))],
+                    ))
+    else:
+        requests = [p.generate for p in prompted if p.generate is not None]
+        with progress.task(f"{ref}: generating {len(requests)} answers", len(requests)) as advance:
+            for index, result in engine.iter_generate(requests, advance):
+                item = prompted[index]
+                target = target_text(manifest, item.sample.fields).strip() if manifest.target else None
+                journal.append(generation_row(
+                    ref, index, item.sample, item.prompt, result, manifest.scorer, target,
+                    harmful=_is_harmful(suite, item.sample), show_harmful=config.show_harmful,
+                ))
+
+
+def _suite_entry(planned: PlannedSuite, limit: int | None) -> dict[str, Any]:
+    manifest = planned.suite.manifest
+    return {
+        "ref": planned.spec.ref,
+        "name": manifest.name,
+        "version": manifest.version,
+        "digest": planned.suite.digest,
+        "source": str(planned.spec.suite),
+        "kind": manifest.kind,
+        "scorer": manifest.scorer,
+        "classifier": CLASSIFIER_VERSION if manifest.scorer == "refusal" else None,
+        "fewshot": planned.fewshot,
+        "limit": limit,
+        "n_samples": len(planned.samples),
+        "description": manifest.description.strip(),
+        "license": manifest.license,
+        "citation": manifest.citation,
+        "group_by": list(manifest.group_by),
+        "metric_specs": [m.model_dump() for m in manifest.metrics],
+    }
+
+
+def _model_entry(loaded: LoadedModel, manifest_digest: str, n_files: int, n_bytes: int) -> dict[str, Any]:
+    return {
+        "name": loaded.source.name,
+        "format": loaded.format,
+        "manifest_digest": manifest_digest,
+        "manifest_file": files.MODEL_MANIFEST,
+        "files": n_files,
+        "bytes": n_bytes,
+        "chat_template_sha256": loaded.chat_template_sha256,
+        "architecture": type(loaded.model).__name__,
+        "parameters": sum(p.numel() for p in loaded.model.parameters()),
+    }
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ReportError(f"{out_dir} is not empty; choose a new --out folder (evalkit never overwrites a report)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run_evaluation(
+    config: RunConfig,
+    out_dir: Path,
+    *,
+    signing_keys: Sequence[SigningKey] = (),
+    progress: Progress = SilentProgress(),
+) -> RunOutcome:
+    if not config.model:
+        raise ConfigError("no model given; pass --model PATH (a local folder or .gguf file)")
+    started = time.time()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    planned = plan_suites(config)
+    precision = choose_precision(config.device, config.dtype)
+    prepare_out_dir(out_dir)
+    model_path = Path(config.model)
+    loaded = load_model(model_path, device=config.device, dtype=config.dtype, allow_pickle=config.allow_pickle)
+    total_bytes = sum(p.stat().st_size for p in ([model_path] if model_path.is_file() else model_path.rglob("*")) if p.is_file())
+    with progress.task("hashing model files", total_bytes) as advance:
+        manifest = build_manifest(model_path, progress=advance)
+
+    settings = EngineSettings(max_rows=config.batch_size, token_budget=config.token_budget)
+    engine = Engine(loaded.model, loaded.tokenizer, settings)
+    journal_path = out_dir / files.SAMPLES_JOURNAL
+    journal = Journal(journal_path)
+    suite_seconds: dict[str, float] = {}
+    try:
+        for item in planned:
+            t0 = time.time()
+            _run_suite(item, engine, journal, config, progress)
+            suite_seconds[item.spec.ref] = round(time.time() - t0, 3)
+    finally:
+        journal.close()
+
+    # The journal is in completion order (which depends on batching); samples.jsonl is in suite
+    # order, so its bytes, and its digest, depend only on what was computed.
+    order = {item.spec.ref: position for position, item in enumerate(planned)}
+    rows = sorted(read_jsonl(journal_path), key=lambda r: (order[r["suite"]], r["index"]))
+    samples_sha256 = write_lines_atomic(out_dir / files.SAMPLES_JSONL, (json_line(r) for r in rows))
+    journal_path.unlink()
+
+    suites = []
+    for item in planned:
+        entry = _suite_entry(item, config.suite_limit(item.spec))
+        entry["results"] = suite_results(entry, rows)
+        suites.append(entry)
+    n_files = len(manifest.files)
+    report: dict[str, Any] = {
+        "schema": files.REPORT_SCHEMA,
+        "evalkit": {"version": evalkit.__version__, "git_commit": git_commit()},
+        "config": config.model_dump(mode="json"),
+        "model": _model_entry(loaded, manifest.digest, n_files, sum(f.size for f in manifest.files)),
+        "precision": {"device": precision.device, "dtype": precision.dtype, "reason": precision.reason},
+        "environment": describe_environment(precision.device),
+        "engine": {
+            "max_rows": settings.max_rows,
+            "token_budget": settings.token_budget,
+            "max_length": engine.max_length,
+            "generation": "greedy",
+        },
+        "seeds": {"run_seed": config.seed},
+        "suites": suites,
+        "samples": {"file": files.SAMPLES_JSONL, "sha256": samples_sha256, "rows": len(rows)},
+        "redaction": {
+            "harmful_completions": "shown" if config.show_harmful else "sha256",
+            "note": "shown in full (--show-harmful)" if config.show_harmful
+            else "completions to harmful prompts are stored as SHA-256 digests only (--show-harmful to keep them)",
+        },
+        "timing": {
+            "started_at": started_at,
+            "seconds": round(time.time() - started, 3),
+            "suite_seconds": suite_seconds,
+        },
+    }
+    write_atomic(out_dir / files.MODEL_MANIFEST, json_text(manifest.to_dict()))
+    write_atomic(out_dir / files.REPORT_JSON, json_text(report))
+    write_atomic(out_dir / files.REPORT_MD, render_markdown(report))
+    signed_by: tuple[str, ...] = ()
+    if signing_keys:
+        write_envelope(out_dir / files.ENVELOPE, sign_report(report, list(signing_keys)))
+        signed_by = tuple(k.keyid for k in signing_keys)
+    return RunOutcome(out_dir=out_dir, report=report, signed_by=signed_by)
+
+
+def report_statement(report: dict[str, Any]) -> dict[str, Any]:
+    """The in-toto Statement of a report: subjects are the model and the suites, by digest; the
+    predicate is the report itself (which carries the digest of samples.jsonl)."""
+    subjects = [resource(f"model:{report['model']['name']}", report["model"]["manifest_digest"])]
+    subjects += [resource(f"suite:{s['name']}@{s['version']}", s["digest"]) for s in report["suites"]]
+    return build_statement(subjects, PREDICATE_TYPE_REPORT, report)
+
+
+def sign_report(report: dict[str, Any], keys: list[SigningKey]) -> dict[str, Any]:
+    return sign_envelope(statement_bytes(report_statement(report)), PAYLOAD_TYPE_INTOTO, keys)
+
