@@ -156,7 +156,7 @@ def verify(
 
     keys = [load_verify_key(p) for p in pub]
     verdict = verify_report(out_dir, keys, threshold=threshold, model_path=Path(_model_path(model)) if model else None)
-    out.print(verdict.summary)
+    out.print(verdict.summary, soft_wrap=True)
     for note in verdict.notes:
         out.print(f"note: {note}")
 

@@ -21,7 +21,7 @@ from evalkit.environment import describe_environment, git_commit
 from evalkit.errors import ConfigError, ReportError
 from evalkit.model import LoadedModel, build_manifest, choose_precision, load_model
 from evalkit.prompts import build_requests, choice_texts, target_index, target_text
-from evalkit.report.files import Journal, json_line, json_text, read_jsonl, write_atomic, write_lines_atomic
+from evalkit.report.files import Journal, canonical, json_line, json_text, read_jsonl, write_atomic, write_lines_atomic
 from evalkit.report.markdown import render_markdown
 from evalkit.report.samples import generation_row, multiple_choice_row, suite_results
 from evalkit.scoring.refusal import CLASSIFIER_VERSION
@@ -254,6 +254,7 @@ def run_evaluation(
             "suite_seconds": suite_seconds,
         },
     }
+    report = canonical(report)
     write_atomic(out_dir / files.MODEL_MANIFEST, json_text(manifest.to_dict()))
     write_atomic(out_dir / files.REPORT_JSON, json_text(report))
     write_atomic(out_dir / files.REPORT_MD, render_markdown(report))

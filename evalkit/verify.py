@@ -173,9 +173,8 @@ def verify_report(
     model_note = _check_model(out_dir, report, model_path, failures, notes)
     if failures:
         raise VerificationError("verification FAILED:\n  " + "\n  ".join(failures))
-    signers = len(keys) if threshold > 1 else 1
     summary = (
-        f"verified: signature ok ({signers} trusted key(s), threshold {threshold}); report.json, report.md and "
+        f"verified: signed by {threshold} of {len(keys)} trusted key(s); report.json, report.md and "
         f"{files.SAMPLES_JSONL} ({len(rows)} rows) match; metrics of {len(report['suites'])} suite run(s) recomputed; "
         f"suite data re-hashed ({', '.join(suites_checked) or 'none'}); {model_note}"
     )

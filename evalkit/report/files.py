@@ -9,6 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
+import rfc8785
+
+
+# Reports are meant to be shared: readable by all (mkstemp would leave them 0600).
+REPORT_FILE_MODE = 0o644
+
 
 def json_text(data: Any) -> str:
     """The one way evalkit renders a JSON file: sorted keys, 2-space indent, UTF-8, final newline.
@@ -16,6 +22,15 @@ def json_text(data: Any) -> str:
     NaN and infinities are refused: JSON cannot carry them and a verifier could not recompute them.
     """
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def canonical(data: Any) -> Any:
+    """`data` as it reads back from its RFC 8785 form (e.g. 0.0 becomes 0).
+
+    The signed Statement is RFC 8785 JSON; a report normalised this way renders to the same
+    report.json before signing and after verification, byte for byte.
+    """
+    return json.loads(rfc8785.dumps(data))
 
 
 def json_line(data: Any) -> str:
@@ -28,6 +43,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, REPORT_FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
             handle.flush()
@@ -43,6 +59,7 @@ def write_lines_atomic(path: Path, lines: Iterable[str]) -> str:
     digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, REPORT_FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             for line in lines:
                 raw = line.encode("utf-8")
