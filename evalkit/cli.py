@@ -94,6 +94,7 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Run seed, recorded in the report (default 1234)."),
     show_harmful: bool = typer.Option(False, "--show-harmful", help="Store completions to harmful prompts in full instead of as digests."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled .bin checkpoints (they can run code when loaded)."),
+    nondeterministic: bool = typer.Option(False, "--nondeterministic", help="Pad batches to their longest row instead of fixed length buckets: a little faster, but per-sample numbers may then depend on batch size and order."),
 ) -> None:
     """Run suites on a local model and write report.json, samples.jsonl, report.md (and a signature)."""
     from evalkit.config import SuiteSpec, load_config
@@ -118,6 +119,7 @@ def run(
         "seed": seed,
         "show_harmful": show_harmful or None,
         "allow_pickle": allow_pickle or None,
+        "deterministic": False if nondeterministic else None,
     }
     run_config = load_config(config, overrides)
     keys = [load_signing_key(key, _passphrase(key, passphrase_env))] if key else []

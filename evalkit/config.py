@@ -46,6 +46,9 @@ class RunConfig(BaseModel):
     token_budget: int = Field(default=16384, ge=64, description="most tokens (rows x length) in one batch")
     limit: int | None = Field(default=None, ge=1, description="caps every suite's sample count")
     seed: int = Field(default=1234, ge=0)
+    deterministic: bool = Field(
+        default=True, description="fixed shapes: per-sample numbers independent of batch size and order"
+    )
     show_harmful: bool = False
     allow_pickle: bool = False
 

@@ -83,15 +83,17 @@ def _prompt_fields(manifest: SuiteManifest, fields: Mapping[str, Any]) -> Mappin
     return {k: (str(v).strip() if k in manifest.prompt.strip else v) for k, v in fields.items()}
 
 
-def build_context(suite: Suite, sample: Sample, k: int) -> str:
+def build_context(suite: Suite, sample: Sample, k: int) -> tuple[str, str]:
+    """(context, its preamble): the preamble is the description and the shots, the part of the
+    context that every sample with the same shots shares."""
     manifest = suite.manifest
     separator = manifest.fewshot.separator if manifest.fewshot else "\n\n"
     shots = [
         render(manifest.prompt.template, _prompt_fields(manifest, shot.fields)) + target_text(manifest, shot.fields)
         for shot in select_shots(suite, sample, k)
     ]
-    question = render(manifest.prompt.template, _prompt_fields(manifest, sample.fields))
-    return render(manifest.prompt.description, sample.fields) + "".join(s + separator for s in shots) + question
+    preamble = render(manifest.prompt.description, sample.fields) + "".join(s + separator for s in shots)
+    return preamble + render(manifest.prompt.template, _prompt_fields(manifest, sample.fields)), preamble
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,11 @@ def build_requests(suite: Suite, samples: Sequence[Sample], fewshot: int) -> lis
     manifest = suite.manifest
     prompted: list[PromptedSample] = []
     for sample in samples:
-        context = build_context(suite, sample, fewshot)
+        context, preamble = build_context(suite, sample, fewshot)
         if manifest.kind == "multiple_choice":
-            requests = tuple(LoglikelihoodRequest(context, c) for c in choice_texts(manifest, sample.fields))
+            requests = tuple(
+                LoglikelihoodRequest(context, c, shared_prefix=preamble) for c in choice_texts(manifest, sample.fields)
+            )
             prompted.append(PromptedSample(sample, context, loglikelihood=requests))
         else:
             gen = manifest.generation_or_default

@@ -17,6 +17,7 @@ import evalkit
 from evalkit import report as files
 from evalkit.config import RunConfig, SuiteSpec
 from evalkit.engine import Engine, EngineSettings
+from evalkit.engine.selftest import invariance_self_test
 from evalkit.environment import describe_environment, git_commit
 from evalkit.errors import ConfigError, ReportError
 from evalkit.model import LoadedModel, build_manifest, choose_precision, load_model
@@ -201,7 +202,9 @@ def run_evaluation(
     with progress.task("hashing model files", total_bytes) as advance:
         manifest = build_manifest(model_path, progress=advance)
 
-    settings = EngineSettings(max_rows=config.batch_size, token_budget=config.token_budget)
+    settings = EngineSettings(
+        max_rows=config.batch_size, token_budget=config.token_budget, deterministic=config.deterministic
+    )
     engine = Engine(loaded.model, loaded.tokenizer, settings)
     journal_path = out_dir / files.SAMPLES_JOURNAL
     journal = Journal(journal_path)
@@ -213,6 +216,8 @@ def run_evaluation(
             suite_seconds[item.spec.ref] = round(time.time() - t0, 3)
     finally:
         journal.close()
+    with progress.task("invariance self-test", None):
+        self_test = invariance_self_test(engine)
 
     # The journal is in completion order (which depends on batching); samples.jsonl is in suite
     # order, so its bytes, and its digest, depend only on what was computed.
@@ -239,6 +244,10 @@ def run_evaluation(
             "token_budget": settings.token_budget,
             "max_length": engine.max_length,
             "generation": "greedy",
+        },
+        "determinism": {
+            "mode": "deterministic" if config.deterministic else "fast",
+            "self_test": self_test,
         },
         "seeds": {"run_seed": config.seed},
         "suites": suites,

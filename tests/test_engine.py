@@ -147,3 +147,44 @@ def test_too_long_generation_budget_is_a_clear_error(tiny):
 
     with pytest.raises(EngineError, match="max_new_tokens=600 leaves no room"):
         Engine(model, tokenizer).generate([GenerateRequest("Hi", max_new_tokens=600)])
+
+
+PREAMBLE = "The following are questions with answers.\n\n" + "".join(
+    f"Question: what is {i} plus {i}?\nAnswer: {2 * i}\n\n" for i in range(1, 9)
+)
+SHARED_REQUESTS = [
+    LoglikelihoodRequest(PREAMBLE + f"Question: what is {q}?\nAnswer:", c, shared_prefix=PREAMBLE)
+    for q in ("ten plus ten", "a fox", "the colour of the sky on a clear day")
+    for c in (" 20", " a small animal", " blue, mostly")
+]
+
+
+def test_shared_prefix_is_used_and_equals_scoring_the_whole_context(tiny):
+    from evalkit.engine.loglikelihood import plan_rows
+
+    model, tokenizer = tiny
+    rows = plan_rows(tokenizer, SHARED_REQUESTS, 512)
+    assert all(len(row.prefix) >= 48 for row in rows)
+    assert len({row.prefix for row in rows}) == 1
+    results = Engine(model, tokenizer).loglikelihood(SHARED_REQUESTS)
+    for request, result in zip(SHARED_REQUESTS, results):
+        total, greedy, n = reference_loglikelihood(model, tokenizer, request)
+        assert result.n_tokens == n and result.is_greedy == greedy
+        assert abs(result.logprob - total) <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_deterministic_mode_is_bit_identical_across_batch_sizes_and_order(tiny, dtype):
+    model, tokenizer = tiny
+    model = model.to(dtype)
+    try:
+        requests = LOGLIK_REQUESTS + SHARED_REQUESTS
+        reference = [
+            Engine(model, tokenizer, EngineSettings(max_rows=1)).loglikelihood([r])[0] for r in requests
+        ]
+        for max_rows in (1, 7, 64):
+            engine = Engine(model, tokenizer, EngineSettings(max_rows=max_rows))
+            assert engine.loglikelihood(requests) == reference
+            assert engine.loglikelihood(requests[::-1]) == reference[::-1]
+    finally:
+        model.to(torch.float32)

@@ -7,7 +7,7 @@ write results as they arrive, and the plain methods return results in input orde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -38,10 +38,13 @@ DEFAULT_MAX_LENGTH = 2048
 class EngineSettings:
     """max_rows: the most rows in one batch (--batch-size).
     token_budget: the most tokens (rows x padded length) in one batch; bounds activation memory.
+    deterministic: every shape a log-likelihood request meets is fixed by the request alone, so its
+        result is bit-identical whatever the batch size, neighbours or order (some padding cost).
     """
 
     max_rows: int = 32
     token_budget: int = 16384
+    deterministic: bool = True
 
 
 class Engine:
@@ -62,10 +65,18 @@ class Engine:
     def iter_loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], progress: Callable[[int], None] | None = None
     ) -> Iterator[tuple[int, LoglikelihoodResult]]:
-        return iter_loglikelihood(self.model, self.tokenizer, requests, **self._options(progress))
+        return iter_loglikelihood(
+            self.model, self.tokenizer, requests, deterministic=self.settings.deterministic, **self._options(progress)
+        )
 
-    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        return _in_order(len(requests), self.iter_loglikelihood(requests))
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], *, max_rows: int | None = None
+    ) -> list[LoglikelihoodResult]:
+        """Results in input order; `max_rows` overrides the batch size for this call."""
+        engine = self if max_rows is None else Engine(
+            self.model, self.tokenizer, replace(self.settings, max_rows=max_rows)
+        )
+        return _in_order(len(requests), engine.iter_loglikelihood(requests))
 
     def iter_generate(
         self, requests: Sequence[GenerateRequest], progress: Callable[[int], None] | None = None

@@ -8,13 +8,13 @@ dropped, so the remaining rows stop paying for it.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from transformers import DynamicCache
 
 from evalkit.engine.batching import plan_batches
+from evalkit.engine.modeling import cache_keyword
 from evalkit.engine.requests import FinishReason, GenerateRequest, GenerateResult
 from evalkit.engine.tokenize import chat_prompt, encode
 from evalkit.errors import EngineError
@@ -31,11 +31,6 @@ def eos_token_ids(model: torch.nn.Module, tokenizer: Any) -> frozenset[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return frozenset(ids)
-
-
-def _cache_keyword(model: torch.nn.Module) -> str:
-    """transformers renamed `past_key_values` to `cache` in its forward signatures (5.x)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def prompt_ids(tokenizer: Any, request: GenerateRequest, max_length: int) -> list[int]:
@@ -112,7 +107,7 @@ def iter_generate(
         # Positions as transformers' generate computes them for left padding.
         positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
         cache = DynamicCache(config=model.config)
-        cache_arg = {_cache_keyword(model): cache}
+        cache_arg = {cache_keyword(model): cache}
         with torch.inference_mode():
             logits = model(
                 input_ids=input_ids, attention_mask=attention, position_ids=positions,

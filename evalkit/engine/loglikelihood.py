@@ -1,83 +1,165 @@
-"""Batched log-likelihood scoring with the LM head applied only where it is needed.
+"""Batched log-likelihood scoring: shared prefixes computed once, the LM head only where needed,
+and (in deterministic mode) every sample's numbers independent of its batch.
 
-A plain forward pass computes vocabulary logits at every position of every row; scoring needs them
-only at the continuation's positions (usually one to a few tokens out of hundreds). So we run the
-transformer body, gather the hidden states at continuation positions, and apply the head there,
-then take log-softmax in fp32 over fixed-size chunks of those rows. Memory for logits drops from
-O(batch x length x vocab) to O(continuation tokens x vocab).
+Three savings over a plain forward pass per request:
+- Identical model inputs are run once (the MMLU choices " A".." D" after one question share a row;
+  each request reads its own target at the same positions).
+- A request may name a `shared_prefix` (a few-shot preamble common to a whole subject). Its key and
+  value cache is computed once and every request that starts with it runs only its own suffix.
+- The LM head runs only at continuation positions, over fixed-size row and vocabulary chunks with
+  an fp32 log-sum-exp (kernels/), never materialising vocabulary logits for every position.
+
+Deterministic mode (the default) fixes every shape a request meets from the request alone: its
+suffix is padded to a length bucket of its own length, on CUDA batches hold a fixed number of rows
+(padded with copies), the prefix is computed alone at its exact length, and the head runs in fixed
+row chunks. Whatever the batch size, neighbours or order, a request's log-likelihood is the same
+bits; every report's invariance self-test checks it on the machine that ran.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from evalkit.engine.batching import plan_batches
+from evalkit.engine.kernels import head_logprobs
+from evalkit.engine.modeling import body_and_head, cache_keyword
 from evalkit.engine.requests import LoglikelihoodRequest, LoglikelihoodResult
-from evalkit.engine.tokenize import encode_pair
+from evalkit.engine.tokenize import encode, encode_pair
 
-# Rows of continuation hidden states sent through the head at once: bounds the transient
-# fp32 logits to HEAD_CHUNK x vocab floats (1024 x 128k x 4 B = 0.5 GB at worst).
-HEAD_CHUNK = 1024
+# A shared prefix shorter than this is not worth a separate pass (the MMLU zero-shot description,
+# about 16 tokens, is recomputed with each question instead).
+MIN_SHARED_PREFIX_TOKENS = 48
+
+
+def length_bucket(n: int) -> int:
+    """The padded length of an input of n tokens: n rounded up to a step of 1/8 of its power of two
+    (at least 16). A pure function of n, so the shape a request meets never depends on neighbours;
+    padding wastes at most about 12%."""
+    step = max(16, 1 << max(0, n.bit_length() - 4))
+    return -(-n // step) * step
+
+
+@dataclass
+class _Row:
+    """One distinct model input: prefix ids (shared, possibly empty) + suffix ids, and the
+    requests that read targets off it."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    requests: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (request index, targets)
+
+
+def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def plan_rows(
+    tokenizer: Any, requests: Sequence[LoglikelihoodRequest], max_length: int
+) -> list[_Row]:
+    """Tokenize as lm-eval does, split each input at its shared prefix, merge identical inputs.
+
+    Where a request's input splits depends on that request alone: the longest common token prefix
+    of its input and its `shared_prefix` text's tokens (tokenizers may merge across the boundary,
+    so the split can sit a token or two before the text's end), kept only if long enough and if
+    every target position stays in the suffix.
+    """
+    prefix_ids: dict[str, list[int]] = {}
+    rows: dict[tuple[tuple[int, ...], tuple[int, ...]], _Row] = {}
+    for index, request in enumerate(requests):
+        context_ids, continuation_ids = encode_pair(tokenizer, request.context, request.continuation)
+        if continuation_ids:
+            whole = (context_ids + continuation_ids)[-(max_length + 1):]
+            # The context is at least one token, so len(whole) >= 2; a continuation longer than the
+            # window keeps only the tokens the window can predict.
+            inputs, targets = whole[:-1], continuation_ids[-(len(whole) - 1):]
+        else:
+            inputs, targets = context_ids[-max_length:], []
+        split = 0
+        if request.shared_prefix:
+            if request.shared_prefix not in prefix_ids:
+                prefix_ids[request.shared_prefix] = encode(tokenizer, request.shared_prefix)
+            split = _common_prefix_length(prefix_ids[request.shared_prefix], inputs)
+            split = min(split, len(inputs) - max(1, len(targets)))
+            if split < MIN_SHARED_PREFIX_TOKENS:
+                split = 0
+        key = (tuple(inputs[:split]), tuple(inputs[split:]))
+        row = rows.setdefault(key, _Row(prefix=key[0], suffix=key[1]))
+        row.requests.append((index, tuple(targets)))
+    return list(rows.values())
 
 
 @dataclass(frozen=True)
-class _Encoded:
-    """input_ids: what the model reads (context + continuation minus its last token, truncated on
-    the left to the model's window); targets: the continuation's ids, predicted by the last
-    len(targets) positions of input_ids."""
-
-    input_ids: list[int]
-    targets: list[int]
+class _Batch:
+    rows: tuple[_Row, ...]
+    width: int  # padded suffix length
+    n_rows: int  # rows in the tensor (>= len(rows) in deterministic mode)
 
 
-def _encode(tokenizer: Any, request: LoglikelihoodRequest, max_length: int) -> _Encoded:
-    context_ids, continuation_ids = encode_pair(tokenizer, request.context, request.continuation)
-    if not continuation_ids:
-        # An empty continuation has log-likelihood 0 by definition; keep one position so the row
-        # is well formed, and score nothing.
-        return _Encoded(input_ids=context_ids[-max_length:], targets=[])
-    whole = (context_ids + continuation_ids)[-(max_length + 1):]
-    # The context is always at least one token, so len(whole) >= 2 and the slice is non-empty;
-    # a continuation longer than the window keeps only the tokens the window can predict.
-    return _Encoded(input_ids=whole[:-1], targets=continuation_ids[-(len(whole) - 1):])
+def plan_batches(
+    rows: Sequence[_Row], *, max_rows: int, token_budget: int, deterministic: bool, pad_rows: bool
+) -> list[_Batch]:
+    """Batches of rows sharing one prefix, longest first. In deterministic mode a batch holds rows
+    of one length bucket only, and with `pad_rows` always the same row count for that bucket."""
+    groups: dict[tuple[int, ...], list[_Row]] = {}
+    for row in rows:
+        groups.setdefault(row.prefix, []).append(row)
+    batches: list[_Batch] = []
+    for prefix, members in groups.items():
+        members = sorted(members, key=lambda r: -len(r.suffix))
+        if deterministic:
+            by_bucket: dict[int, list[_Row]] = {}
+            for row in members:
+                by_bucket.setdefault(length_bucket(len(row.suffix)), []).append(row)
+            for width, bucket in by_bucket.items():
+                n_rows = max(1, min(max_rows, token_budget // (len(prefix) + width)))
+                for start in range(0, len(bucket), n_rows):
+                    chunk = tuple(bucket[start:start + n_rows])
+                    batches.append(_Batch(chunk, width, n_rows if pad_rows else len(chunk)))
+        else:
+            current: list[_Row] = []
+            for row in members:
+                width = len(current[0].suffix) if current else len(row.suffix)
+                if current and (len(current) >= max_rows or (len(current) + 1) * (len(prefix) + width) > token_budget):
+                    batches.append(_Batch(tuple(current), len(current[0].suffix), len(current)))
+                    current = []
+                current.append(row)
+            if current:
+                batches.append(_Batch(tuple(current), len(current[0].suffix), len(current)))
+    return batches
 
 
-def body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The transformer body (hidden states out) and the LM head of a causal LM."""
-    head = model.get_output_embeddings()
-    body = getattr(model, "base_model", None)
-    if head is None or body is None or body is model:
-        raise TypeError(f"{type(model).__name__} does not expose a separate body and LM head")
-    return body, head
+class _PrefixCache:
+    """Key/value caches of shared prefixes, computed alone at their exact length, kept while
+    batches of that prefix remain."""
 
+    def __init__(self, body: torch.nn.Module, device: torch.device, remaining: dict[tuple[int, ...], int]):
+        self.body = body
+        self.device = device
+        self.remaining = remaining
+        self.cached: dict[tuple[int, ...], Any] = {}
+        self.keyword = cache_keyword(body)
 
-def head_logprobs(
-    model: torch.nn.Module, head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log P(target) and whether the target is the argmax.
+    def expanded(self, prefix: tuple[int, ...], n_rows: int) -> Any:
+        if prefix not in self.cached:
+            from transformers import DynamicCache
 
-    hidden: [N, H] in the model's dtype; targets: [N] int64. Returns ([N] float32, [N] bool).
-    """
-    config = model.config
-    logprobs, greedy = [], []
-    for start in range(0, hidden.shape[0], HEAD_CHUNK):
-        logits = head(hidden[start:start + HEAD_CHUNK]).float()
-        # Some architectures post-process logits (Gemma 2 soft-caps them, Cohere scales them);
-        # apply the same here so numbers equal the model's own forward.
-        scale = getattr(config, "logit_scale", None)
-        if scale is not None:
-            logits = logits * scale
-        cap = getattr(config, "final_logit_softcapping", None)
-        if cap is not None:
-            logits = torch.tanh(logits / cap) * cap
-        chunk_targets = targets[start:start + HEAD_CHUNK]
-        logsm = torch.log_softmax(logits, dim=-1)
-        logprobs.append(logsm.gather(1, chunk_targets[:, None])[:, 0])
-        greedy.append(logits.argmax(dim=-1) == chunk_targets)
-    return torch.cat(logprobs), torch.cat(greedy)
+            cache = DynamicCache(config=self.body.config)
+            ids = torch.tensor([prefix], device=self.device)
+            self.body(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, **{self.keyword: cache})
+            self.cached[prefix] = cache
+        cache = copy.deepcopy(self.cached[prefix])
+        cache.batch_repeat_interleave(n_rows)
+        self.remaining[prefix] -= 1
+        if self.remaining[prefix] == 0:
+            del self.cached[prefix]
+        return cache
 
 
 def iter_loglikelihood(
@@ -88,64 +170,76 @@ def iter_loglikelihood(
     max_rows: int,
     token_budget: int,
     max_length: int,
+    deterministic: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, LoglikelihoodResult]]:
-    """Score every request; yield (index in `requests`, result) as each batch completes.
-
-    Requests whose model input is identical (the choices " A", " B", " C", " D" after one
-    question: same context, single-token continuations) share one row: the body runs once and
-    each request reads its own target off the same positions.
-    """
-    encoded = [_encode(tokenizer, r, max_length) for r in requests]
-    row_of_input: dict[tuple[int, ...], int] = {}
-    inputs: list[list[int]] = []
-    requests_of_row: list[list[int]] = []
-    for index, item in enumerate(encoded):
-        key = tuple(item.input_ids)
-        if key not in row_of_input:
-            row_of_input[key] = len(inputs)
-            inputs.append(item.input_ids)
-            requests_of_row.append([])
-        requests_of_row[row_of_input[key]].append(index)
-
+    """Score every request; yield (index in `requests`, result) as each batch completes."""
+    rows = plan_rows(tokenizer, requests, max_length)
     device = next(model.parameters()).device
+    # GPU matmul libraries pick kernels (split-K, tile sizes) by the row count, so on CUDA every
+    # batch of a bucket gets the same row count. CPU kernels here give each row the same bits
+    # whatever the row count (the invariance self-test checks it on every run), so CPU batches
+    # are not padded with dummy rows, which would waste up to max_rows-1 rows per sparse bucket.
+    pad_rows = deterministic and device.type == "cuda"
+    batches = plan_batches(
+        rows, max_rows=max_rows, token_budget=token_budget, deterministic=deterministic, pad_rows=pad_rows
+    )
     body, head = body_and_head(model)
+    config = model.config
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    plan = plan_batches([len(x) for x in inputs], max_rows=max_rows, token_budget=token_budget)
-    for batch in plan:
-        width = batch.padded_length
+    remaining: dict[tuple[int, ...], int] = {}
+    for batch in batches:
+        if batch.rows[0].prefix:
+            remaining[batch.rows[0].prefix] = remaining.get(batch.rows[0].prefix, 0) + 1
+    prefixes = _PrefixCache(body, device, remaining)
+
+    for batch in batches:
+        prefix = batch.rows[0].prefix
+        p, width = len(prefix), batch.width
         # Right padding: with causal attention, pads after a row's last token cannot change it.
-        input_ids = torch.full((len(batch.indices), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch.indices), width), dtype=torch.long)
-        rows, cols, targets, served = [], [], [], []
-        for row, unique in enumerate(batch.indices):
-            n = len(inputs[unique])
-            input_ids[row, :n] = torch.tensor(inputs[unique])
-            attention[row, :n] = 1
-            for index in requests_of_row[unique]:
-                k = len(encoded[index].targets)
-                rows += [row] * k
+        # Rows beyond the real ones repeat the first row; their results are dropped.
+        input_ids = torch.full((batch.n_rows, width), pad_id, dtype=torch.long)
+        attention = torch.zeros((batch.n_rows, p + width), dtype=torch.long)
+        attention[:, :p] = 1
+        for r in range(batch.n_rows):
+            row = batch.rows[r] if r < len(batch.rows) else batch.rows[0]
+            input_ids[r, : len(row.suffix)] = torch.tensor(row.suffix)
+            attention[r, p : p + len(row.suffix)] = 1
+        rows_index, cols, targets, served = [], [], [], []
+        for r, row in enumerate(batch.rows):
+            n = len(row.suffix)
+            for index, row_targets in row.requests:
+                k = len(row_targets)
+                rows_index += [r] * k
                 cols += range(n - k, n)
-                targets += encoded[index].targets
-                served.append(index)
+                targets += row_targets
+                served.append((index, k))
         with torch.inference_mode():
-            hidden = body(input_ids=input_ids.to(device), attention_mask=attention.to(device)).last_hidden_state
-            picked = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+            extra: dict[str, Any] = {}
+            if p:
+                extra[prefixes.keyword] = prefixes.expanded(prefix, batch.n_rows)
+                extra["position_ids"] = torch.arange(p, p + width, device=device).expand(batch.n_rows, width)
+            hidden = body(
+                input_ids=input_ids.to(device), attention_mask=attention.to(device), use_cache=bool(p), **extra
+            ).last_hidden_state
+            picked = hidden[torch.tensor(rows_index, device=device), torch.tensor(cols, device=device)]
             token_logprobs, token_greedy = head_logprobs(
-                model, head, picked, torch.tensor(targets, dtype=torch.long, device=device)
+                picked,
+                head.weight,
+                torch.tensor(targets, dtype=torch.long, device=device),
+                bias=getattr(head, "bias", None),
+                logit_scale=getattr(config, "logit_scale", None),
+                softcap=getattr(config, "final_logit_softcapping", None),
             )
         logprob_list = token_logprobs.double().cpu().tolist()
         greedy_list = token_greedy.cpu().tolist()
         offset = 0
-        for index in served:
-            k = len(encoded[index].targets)
+        for index, k in served:
             # Summed on the host in float64, in token order: a fixed reduction order.
             total = 0.0
-            for value in logprob_list[offset:offset + k]:
+            for value in logprob_list[offset : offset + k]:
                 total += value
-            yield index, LoglikelihoodResult(
-                logprob=total, is_greedy=all(greedy_list[offset:offset + k]), n_tokens=k
-            )
+            yield index, LoglikelihoodResult(logprob=total, is_greedy=all(greedy_list[offset : offset + k]), n_tokens=k)
             offset += k
         if progress is not None:
             progress(len(served))

@@ -59,6 +59,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Samples: `{report['samples']['file']}` ({report['samples']['rows']} rows,"
         f" sha256 `{report['samples']['sha256']}`)",
         f"- Harmful completions: {report['redaction']['note']}",
+        f"- Determinism: {report['determinism']['mode']} mode; invariance self-test "
+        f"({report['determinism']['self_test']['canaries']} canaries alone, batched, reversed): "
+        + ("bit-identical" if report["determinism"]["self_test"]["bit_identical"]
+           else f"NOT bit-identical (max difference {report['determinism']['self_test']['max_abs_diff']:.3g})"),
         f"- Run time: {report['timing']['seconds']:.1f} s",
         "",
         "## Summary",

@@ -1,0 +1,56 @@
+"""The invariance self-test every report carries: proof, on this machine, that a request's numbers
+do not depend on its batch.
+
+A few canary requests (some sharing a prefix, some not, of different lengths) are scored one at a
+time, all together, and all together in reverse order; the three must agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any
+
+from evalkit.engine.requests import LoglikelihoodRequest, LoglikelihoodResult
+
+_PREAMBLE = "Here are some facts, one per line.\n\n" + "".join(
+    f"Fact {i}: the number {i} is {'even' if i % 2 == 0 else 'odd'}.\n" for i in range(1, 13)
+) + "\n"
+
+CANARIES: tuple[LoglikelihoodRequest, ...] = (
+    LoglikelihoodRequest("The capital of France is", " Paris"),
+    LoglikelihoodRequest("Question: what is two plus two?\nAnswer:", " A"),
+    LoglikelihoodRequest("Question: what is two plus two?\nAnswer:", " B"),
+    LoglikelihoodRequest("", "A sentence with no context at all."),
+    LoglikelihoodRequest("A longer context that keeps going, " * 6, " and then stops."),
+    LoglikelihoodRequest(_PREAMBLE + "Fact 13: the number 13 is", " odd.", shared_prefix=_PREAMBLE),
+    LoglikelihoodRequest(_PREAMBLE + "Fact 14: the number 14 is", " even.", shared_prefix=_PREAMBLE),
+    LoglikelihoodRequest(_PREAMBLE + "Fact 15: the number 15 is", " a prime number.", shared_prefix=_PREAMBLE),
+)
+
+
+def results_digest(results: list[LoglikelihoodResult]) -> str:
+    """sha256 over the exact bits of every result (float64 big-endian, greedy flag, token count)."""
+    digest = hashlib.sha256()
+    for r in results:
+        digest.update(struct.pack(">d?I", r.logprob, r.is_greedy, r.n_tokens))
+    return digest.hexdigest()
+
+
+def invariance_self_test(engine: Any) -> dict[str, Any]:
+    """Score the canaries alone, batched, and batched in reverse; report whether all agree."""
+    alone = [engine.loglikelihood([request], max_rows=1)[0] for request in CANARIES]
+    together = engine.loglikelihood(list(CANARIES))
+    reversed_ = engine.loglikelihood(list(CANARIES[::-1]))[::-1]
+    gaps = [
+        max(abs(a.logprob - b.logprob), abs(a.logprob - c.logprob))
+        for a, b, c in zip(alone, together, reversed_)
+    ]
+    return {
+        "canaries": len(CANARIES),
+        "batch_sizes": [1, engine.settings.max_rows],
+        "orders": ["forward", "reversed"],
+        "bit_identical": alone == together == reversed_,
+        "max_abs_diff": max(gaps),
+        "results_sha256": results_digest(together),
+    }
