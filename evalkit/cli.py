@@ -90,7 +90,7 @@ def run(
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA if present), cpu, cuda or cuda:N."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (bf16 on recent CUDA, fp16 on older CUDA, fp32 on CPU), float32, bfloat16 or float16."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Most rows in one batch (default 32)."),
-    token_budget: Optional[int] = typer.Option(None, "--token-budget", min=64, help="Most tokens (rows x padded length) in one batch (default 16384)."),
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", min=64, help="Most tokens (rows x padded length) in one batch (default: from free GPU memory on CUDA, 16384 on CPU)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Run seed, recorded in the report (default 1234)."),
     show_harmful: bool = typer.Option(False, "--show-harmful", help="Store completions to harmful prompts in full instead of as digests."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled .bin checkpoints (they can run code when loaded)."),

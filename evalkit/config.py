@@ -43,7 +43,9 @@ class RunConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] | str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(default=32, ge=1, le=4096, description="most rows in one batch")
-    token_budget: int = Field(default=16384, ge=64, description="most tokens (rows x length) in one batch")
+    token_budget: int | None = Field(
+        default=None, ge=64, description="most tokens (rows x length) in one batch; None: from free memory"
+    )
     limit: int | None = Field(default=None, ge=1, description="caps every suite's sample count")
     seed: int = Field(default=1234, ge=0)
     deterministic: bool = Field(

@@ -17,6 +17,7 @@ import evalkit
 from evalkit import report as files
 from evalkit.config import RunConfig, SuiteSpec
 from evalkit.engine import Engine, EngineSettings
+from evalkit.engine.memory import choose_token_budget
 from evalkit.engine.selftest import invariance_self_test
 from evalkit.environment import describe_environment, git_commit
 from evalkit.errors import ConfigError, ReportError
@@ -202,8 +203,9 @@ def run_evaluation(
     with progress.task("hashing model files", total_bytes) as advance:
         manifest = build_manifest(model_path, progress=advance)
 
+    budget = choose_token_budget(loaded.model, config.token_budget)
     settings = EngineSettings(
-        max_rows=config.batch_size, token_budget=config.token_budget, deterministic=config.deterministic
+        max_rows=config.batch_size, token_budget=budget.tokens, deterministic=config.deterministic
     )
     engine = Engine(loaded.model, loaded.tokenizer, settings)
     journal_path = out_dir / files.SAMPLES_JOURNAL
@@ -242,6 +244,7 @@ def run_evaluation(
         "engine": {
             "max_rows": settings.max_rows,
             "token_budget": settings.token_budget,
+            "token_budget_reason": budget.reason,
             "max_length": engine.max_length,
             "generation": "greedy",
         },
