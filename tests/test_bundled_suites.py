@@ -17,7 +17,7 @@ from evalkit.suite import Suite, list_bundled_suites, load_suite, validate_suite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-BUNDLED = ["mmlu", "xstest"]
+BUNDLED = ["mmlu", "piqa", "truthfulqa_mc", "xstest"]
 
 _cache: dict[str, Suite] = {}
 
@@ -29,7 +29,7 @@ def bundled(name: str) -> Suite:
     return _cache[name]
 
 
-def test_list_bundled_suites_lists_both() -> None:
+def test_list_bundled_suites_lists_every_suite() -> None:
     infos = list_bundled_suites()
     assert [info.name for info in infos] == BUNDLED
     for info in infos:
@@ -37,6 +37,8 @@ def test_list_bundled_suites_lists_both() -> None:
         assert info.version == "1.0.0"
     assert {info.name: (info.kind, info.license) for info in infos} == {
         "mmlu": ("multiple_choice", "MIT"),
+        "piqa": ("multiple_choice", "AFL-3.0"),
+        "truthfulqa_mc": ("multiple_choice", "Apache-2.0"),
         "xstest": ("generation", "CC-BY-4.0"),
     }
 
