@@ -81,7 +81,7 @@ def _model_path(model: str) -> str:
 @app.command()
 def run(
     model: Optional[str] = typer.Option(None, "--model", help="Local checkpoint: a Hugging Face folder with safetensors, a .gguf file, or 'default' for the installed SmolLM2-135M-Instruct."),
-    suite: Optional[List[str]] = typer.Option(None, "--suite", help="Suite to run: a bundled name (see `evalkit suites`) or a folder; NAME:5shot sets the few-shot count. Repeatable; replaces the config's suites."),
+    suite: Optional[List[str]] = typer.Option(None, "--suite", help="Suite to run: a bundled name (see `evalkit suites`), a folder or a suite pack file; NAME:5shot sets the few-shot count. Repeatable; replaces the config's suites."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for the report (created; must be empty or absent)."),
     key: Optional[Path] = typer.Option(None, "--key", help="Private key file (from `evalkit keygen`) to sign the report with."),
     passphrase_env: Optional[str] = typer.Option(None, "--passphrase-env", help=f"Environment variable holding the key's passphrase (default: ${PASSPHRASE_ENV}, else a prompt)."),
@@ -94,6 +94,8 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Run seed, recorded in the report (default 1234)."),
     show_harmful: bool = typer.Option(False, "--show-harmful", help="Store completions to harmful prompts in full instead of as digests."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled .bin checkpoints (they can run code when loaded)."),
+    trust: Optional[List[Path]] = typer.Option(None, "--trust", help="Public key trusted to sign suite packs; repeatable."),
+    require_signed_suites: bool = typer.Option(False, "--require-signed-suites", help="Refuse any suite that is not a pack signed by a --trust key."),
     nondeterministic: bool = typer.Option(False, "--nondeterministic", help="Pad batches to their longest row instead of fixed length buckets: a little faster, but per-sample numbers may then depend on batch size and order."),
 ) -> None:
     """Run suites on a local model and write report.json, samples.jsonl, report.md (and a signature)."""
@@ -120,12 +122,14 @@ def run(
         "show_harmful": show_harmful or None,
         "allow_pickle": allow_pickle or None,
         "deterministic": False if nondeterministic else None,
+        "trust": tuple(str(p) for p in trust) if trust else None,
+        "require_signed_suites": require_signed_suites or None,
     }
     run_config = load_config(config, overrides)
     keys = [load_signing_key(key, _passphrase(key, passphrase_env))] if key else []
     outcome = run_evaluation(run_config, out_dir, signing_keys=keys, progress=RichProgress())
     _print_summary(outcome.report)
-    out.print(f"report: {out_dir / 'report.md'}")
+    out.print(f"report: {out_dir / 'report.md'} and {out_dir / 'report.html'}")
     if outcome.signed_by:
         out.print(f"signed by key {outcome.signed_by[0][:16]}… -> {out_dir / 'report.dsse.json'}")
     else:
@@ -219,6 +223,18 @@ def suite_validate(folder: Path = typer.Argument(..., help="A suite folder holdi
 
     suite = load_suite(folder)
     out.print(f"ok: {suite.name} {suite.manifest.version}, {len(suite.eval_samples)} samples, digest {suite.digest}")
+
+
+def _register_more_commands() -> None:
+    # Commands that live in their own modules; registered after this module's commands exist.
+    from evalkit.cli_reports import register as register_reports
+    from evalkit.cli_trust import register as register_trust
+
+    register_trust(app, suite_app)
+    register_reports(app)
+
+
+_register_more_commands()
 
 
 def main() -> None:

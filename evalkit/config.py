@@ -51,6 +51,10 @@ class RunConfig(BaseModel):
     deterministic: bool = Field(
         default=True, description="fixed shapes: per-sample numbers independent of batch size and order"
     )
+    trust: tuple[str, ...] = Field(default=(), description="public keys trusted to sign suite packs")
+    require_signed_suites: bool = Field(
+        default=False, description="refuse any suite that is not a pack signed by a trusted key"
+    )
     show_harmful: bool = False
     allow_pickle: bool = False
 

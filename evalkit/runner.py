@@ -20,16 +20,19 @@ from evalkit.engine import Engine, EngineSettings
 from evalkit.engine.memory import choose_token_budget
 from evalkit.engine.selftest import invariance_self_test
 from evalkit.environment import describe_environment, git_commit
-from evalkit.errors import ConfigError, ReportError
+from evalkit.errors import ConfigError, ReportError, VerificationError
 from evalkit.model import LoadedModel, build_manifest, choose_precision, load_model
 from evalkit.prompts import build_requests, choice_texts, target_index, target_text
 from evalkit.report.files import Journal, canonical, json_line, json_text, read_jsonl, write_atomic, write_lines_atomic
+from evalkit.report.html import REPORT_HTML, render_html
 from evalkit.report.markdown import render_markdown
 from evalkit.report.samples import generation_row, multiple_choice_row, suite_results
 from evalkit.scoring.refusal import CLASSIFIER_VERSION
 from evalkit.suite import Sample, Suite, load_suite
-from evalkit.suite.registry import resolve_suite_path
-from evalkit.trust import PAYLOAD_TYPE_INTOTO, PREDICATE_TYPE_REPORT, SigningKey, build_statement, resource
+from evalkit.paths import cache_dir
+from evalkit.suite.pack import load_suite_ref
+from evalkit.trust import PAYLOAD_TYPE_INTOTO, PREDICATE_TYPE_REPORT, SigningKey, build_statement, load_verify_key
+from evalkit.trust import resource
 from evalkit.trust import sign_envelope, statement_bytes, write_envelope
 
 
@@ -47,10 +50,13 @@ class SilentProgress:
 
 @dataclass(frozen=True)
 class PlannedSuite:
+    """pack: where the suite came from a pack, its sha256, file name and verified signers."""
+
     spec: SuiteSpec
     suite: Suite
     fewshot: int
     samples: tuple[Sample, ...]
+    pack: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,14 @@ def plan_suites(config: RunConfig) -> list[PlannedSuite]:
     refs = [spec.ref for spec in config.suites]
     if len(set(refs)) != len(refs):
         raise ConfigError(f"a suite is listed twice with the same few-shot setting: {', '.join(refs)}")
+    trusted = [load_verify_key(Path(p)) for p in config.trust]
     for spec in config.suites:
-        suite = load_suite(resolve_suite_path(spec.suite))
+        folder, pack = load_suite_ref(
+            spec.suite, trusted_keys=trusted, require_signed=config.require_signed_suites, cache_dir=cache_dir()
+        )
+        suite = load_suite(folder)
+        if pack is not None and suite.digest != pack["suite_digest"]:
+            raise VerificationError(f"suite pack {pack['pack_file']} changed after it was checked; run again")
         fewshot_cfg = suite.manifest.fewshot
         fewshot = spec.fewshot if spec.fewshot is not None else (fewshot_cfg.default if fewshot_cfg else 0)
         if fewshot and (fewshot_cfg is None or fewshot > fewshot_cfg.max):
@@ -95,7 +107,7 @@ def plan_suites(config: RunConfig) -> list[PlannedSuite]:
             raise ConfigError(f"suite {suite.name!r} allows at most {most} few-shot examples, not {fewshot}")
         stratum = suite.manifest.group_by[0] if suite.manifest.group_by else None
         samples = select_samples(suite.eval_samples, config.suite_limit(spec), stratum)
-        planned.append(PlannedSuite(spec, suite, fewshot, samples))
+        planned.append(PlannedSuite(spec, suite, fewshot, samples, pack))
     return planned
 
 
@@ -160,6 +172,11 @@ def _suite_entry(planned: PlannedSuite, limit: int | None) -> dict[str, Any]:
         "citation": manifest.citation,
         "group_by": list(manifest.group_by),
         "metric_specs": [m.model_dump() for m in manifest.metrics],
+        "pack": None if planned.pack is None else {
+            "sha256": planned.pack["pack_sha256"],
+            "file": planned.pack["pack_file"],
+            "signed_by": planned.pack["signed_by"],
+        },
     }
 
 
@@ -270,6 +287,8 @@ def run_evaluation(
     write_atomic(out_dir / files.MODEL_MANIFEST, json_text(manifest.to_dict()))
     write_atomic(out_dir / files.REPORT_JSON, json_text(report))
     write_atomic(out_dir / files.REPORT_MD, render_markdown(report))
+    # Rendered without a verdict: `evalkit html OUT --pub KEY` re-renders it with one.
+    write_atomic(out_dir / REPORT_HTML, render_html(report))
     signed_by: tuple[str, ...] = ()
     if signing_keys:
         write_envelope(out_dir / files.ENVELOPE, sign_report(report, list(signing_keys)))
@@ -282,6 +301,10 @@ def report_statement(report: dict[str, Any]) -> dict[str, Any]:
     predicate is the report itself (which carries the digest of samples.jsonl)."""
     subjects = [resource(f"model:{report['model']['name']}", report["model"]["manifest_digest"])]
     subjects += [resource(f"suite:{s['name']}@{s['version']}", s["digest"]) for s in report["suites"]]
+    subjects += [
+        resource(f"suite-pack:{s['name']}@{s['version']}", s["pack"]["sha256"])
+        for s in report["suites"] if s.get("pack")
+    ]
     return build_statement(subjects, PREDICATE_TYPE_REPORT, report)
 
 

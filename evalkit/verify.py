@@ -20,7 +20,8 @@ from evalkit.report.files import json_text, sha256_file
 from evalkit.report.markdown import render_markdown
 from evalkit.report.samples import rescore, suite_results, text_sha256
 from evalkit.suite import load_suite
-from evalkit.suite.registry import resolve_suite_path
+from evalkit.paths import cache_dir
+from evalkit.suite.pack import load_suite_ref
 from evalkit.trust import PREDICATE_TYPE_REPORT, VerifyKey, parse_statement, read_envelope, verify_envelope
 
 
@@ -109,7 +110,11 @@ def _check_suites(report: dict[str, Any], failures: list[str], notes: list[str])
             continue
         seen.add(suite["source"])
         try:
-            local = load_suite(resolve_suite_path(suite["source"]))
+            folder, pack = load_suite_ref(suite["source"], cache_dir=cache_dir())
+            local = load_suite(folder)
+            recorded_pack = (suite.get("pack") or {}).get("sha256")
+            if pack is not None and pack["pack_sha256"] != recorded_pack:
+                failures.append(f"suite pack {suite['source']}: sha256 differs from the one the report records")
         except EvalkitError as exc:
             notes.append(f"suite {suite['name']} not re-hashed ({str(exc).splitlines()[0]})")
             continue

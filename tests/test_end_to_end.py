@@ -49,7 +49,7 @@ def copy_run(signed_run, tmp_path) -> Path:
 def test_signed_run_writes_every_file_and_verifies(signed_run, keys, tiny_llama_dir):
     out, report = signed_run
     assert sorted(p.name for p in out.iterdir()) == [
-        "model.manifest.json", "report.dsse.json", "report.json", "report.md", "samples.jsonl",
+        "model.manifest.json", "report.dsse.json", "report.html", "report.json", "report.md", "samples.jsonl",
     ]
     verdict = verify_report(out, [keys["vendor_pub"]], model_path=tiny_llama_dir)
     assert verdict.summary.startswith("verified:")
@@ -231,3 +231,29 @@ def test_default_model_quick_run_signs_and_verifies(smollm2_dir, tmp_path):
                   "--model", str(smollm2_dir))
     assert verify.returncode == 0, verify.stderr
     assert "model re-hashed" in verify.stdout
+
+
+def test_run_with_required_signed_pack_records_it_and_verifies(tiny_llama_dir, keys, tmp_path, monkeypatch):
+    from evalkit.paths import bundled_suites_dir
+    from evalkit.suite.pack import pack_suite, sign_pack
+
+    monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "keys"
+    generate_keypair(folder, "body")
+    pack = pack_suite(bundled_suites_dir() / "xstest", tmp_path / "xstest.evalkit-pack")
+    sign_pack(pack.path, load_signing_key(folder / "body.key"))
+    config = RunConfig(
+        model=str(tiny_llama_dir), suites=(SuiteSpec(suite=str(pack.path), limit=2),),
+        trust=(str(folder / "body.pub"),), require_signed_suites=True,
+    )
+    outcome = run_evaluation(config, tmp_path / "out", signing_keys=[keys["vendor"]])
+    entry = outcome.report["suites"][0]
+    assert entry["pack"]["sha256"] == pack.sha256 and len(entry["pack"]["signed_by"]) == 1
+    assert verify_report(tmp_path / "out", [keys["vendor_pub"]]).summary.startswith("verified:")
+
+    unsigned = RunConfig(
+        model=str(tiny_llama_dir), suites=(SuiteSpec(suite="xstest", limit=2),),
+        trust=(str(folder / "body.pub"),), require_signed_suites=True,
+    )
+    with pytest.raises(Exception, match="not a signed pack"):
+        run_evaluation(unsigned, tmp_path / "out2")
