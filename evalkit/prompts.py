@@ -112,8 +112,12 @@ def build_requests(suite: Suite, samples: Sequence[Sample], fewshot: int) -> lis
     for sample in samples:
         context, preamble = build_context(suite, sample, fewshot)
         if manifest.kind == "multiple_choice":
+            # Choices taken from fields are usually several tokens long: their item's context is
+            # worth computing once for all of them. Static choices (" A") share whole rows already.
+            share_context = manifest.choices is not None and manifest.choices.static is None
             requests = tuple(
-                LoglikelihoodRequest(context, c, shared_prefix=preamble) for c in choice_texts(manifest, sample.fields)
+                LoglikelihoodRequest(context, c, shared_prefix=preamble, share_context=share_context)
+                for c in choice_texts(manifest, sample.fields)
             )
             prompted.append(PromptedSample(sample, context, loglikelihood=requests))
         else:

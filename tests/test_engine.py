@@ -152,9 +152,14 @@ def test_too_long_generation_budget_is_a_clear_error(tiny):
 PREAMBLE = "The following are questions with answers.\n\n" + "".join(
     f"Question: what is {i} plus {i}?\nAnswer: {2 * i}\n\n" for i in range(1, 9)
 )
+QUESTIONS = (
+    "ten plus ten", "a fox", "the colour of the sky on a clear day",
+    "the name of the long river that runs through the middle of the old capital city of the north",
+)
 SHARED_REQUESTS = [
-    LoglikelihoodRequest(PREAMBLE + f"Question: what is {q}?\nAnswer:", c, shared_prefix=PREAMBLE)
-    for q in ("ten plus ten", "a fox", "the colour of the sky on a clear day")
+    LoglikelihoodRequest(PREAMBLE + f"Question: what is {q}?\nAnswer:", c, shared_prefix=PREAMBLE, share_context=share)
+    for share in (False, True)
+    for q in QUESTIONS
     for c in (" 20", " a small animal", " blue, mostly")
 ]
 
@@ -165,7 +170,12 @@ def test_shared_prefix_is_used_and_equals_scoring_the_whole_context(tiny):
     model, tokenizer = tiny
     rows = plan_rows(tokenizer, SHARED_REQUESTS, 512)
     assert all(len(row.prefix) >= 48 for row in rows)
-    assert len({row.prefix for row in rows}) == 1
+    # The preamble is shared by all; with share_context each question's context gets its own
+    # level on top of it.
+    preamble = {row.prefix for row in rows if not row.parent}
+    assert len(preamble) == 1
+    assert {row.parent for row in rows if row.parent} == preamble
+    assert len({row.prefix for row in rows}) == 1 + len(QUESTIONS)
     results = Engine(model, tokenizer).loglikelihood(SHARED_REQUESTS)
     for request, result in zip(SHARED_REQUESTS, results):
         total, greedy, n = reference_loglikelihood(model, tokenizer, request)

@@ -32,6 +32,8 @@ from evalkit.engine.tokenize import encode, encode_pair
 # A shared prefix shorter than this is not worth a separate pass (the MMLU zero-shot description,
 # about 16 tokens, is recomputed with each question instead).
 MIN_SHARED_PREFIX_TOKENS = 48
+# A shared context must add at least this many tokens to the shared prefix to get its own pass.
+MIN_SHARED_CONTEXT_TOKENS = 8
 
 
 def length_bucket(n: int) -> int:
@@ -45,10 +47,12 @@ def length_bucket(n: int) -> int:
 @dataclass
 class _Row:
     """One distinct model input: prefix ids (shared, possibly empty) + suffix ids, and the
-    requests that read targets off it."""
+    requests that read targets off it. parent: a shorter shared prefix the prefix extends (the
+    few-shot preamble under an item's context), or empty."""
 
     prefix: tuple[int, ...]
     suffix: tuple[int, ...]
+    parent: tuple[int, ...] = ()
     requests: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (request index, targets)
 
 
@@ -81,16 +85,22 @@ def plan_rows(
             inputs, targets = whole[:-1], continuation_ids[-(len(whole) - 1):]
         else:
             inputs, targets = context_ids[-max_length:], []
+        # Every target position must stay in the suffix.
+        most = len(inputs) - max(1, len(targets))
         split = 0
         if request.shared_prefix:
             if request.shared_prefix not in prefix_ids:
                 prefix_ids[request.shared_prefix] = encode(tokenizer, request.shared_prefix)
-            split = _common_prefix_length(prefix_ids[request.shared_prefix], inputs)
-            split = min(split, len(inputs) - max(1, len(targets)))
+            split = min(_common_prefix_length(prefix_ids[request.shared_prefix], inputs), most)
             if split < MIN_SHARED_PREFIX_TOKENS:
                 split = 0
+        parent_split = 0
+        if request.share_context and continuation_ids:
+            context_split = min(_common_prefix_length(context_ids, inputs), most)
+            if context_split >= max(split + MIN_SHARED_CONTEXT_TOKENS, MIN_SHARED_PREFIX_TOKENS):
+                parent_split, split = split, context_split
         key = (tuple(inputs[:split]), tuple(inputs[split:]))
-        row = rows.setdefault(key, _Row(prefix=key[0], suffix=key[1]))
+        row = rows.setdefault(key, _Row(prefix=key[0], suffix=key[1], parent=tuple(inputs[:parent_split])))
         row.requests.append((index, tuple(targets)))
     return list(rows.values())
 
@@ -107,11 +117,11 @@ def plan_batches(
 ) -> list[_Batch]:
     """Batches of rows sharing one prefix, longest first. In deterministic mode a batch holds rows
     of one length bucket only, and with `pad_rows` always the same row count for that bucket."""
-    groups: dict[tuple[int, ...], list[_Row]] = {}
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[_Row]] = {}
     for row in rows:
-        groups.setdefault(row.prefix, []).append(row)
+        groups.setdefault((row.prefix, row.parent), []).append(row)
     batches: list[_Batch] = []
-    for prefix, members in groups.items():
+    for (prefix, _), members in groups.items():
         members = sorted(members, key=lambda r: -len(r.suffix))
         if deterministic:
             by_bucket: dict[int, list[_Row]] = {}
@@ -136,30 +146,50 @@ def plan_batches(
 
 
 class _PrefixCache:
-    """Key/value caches of shared prefixes, computed alone at their exact length, kept while
-    batches of that prefix remain."""
+    """Key/value caches of shared prefixes, computed alone (batch of one, exact length), so their
+    bits depend on the prefix only. A prefix with a parent is its parent's cache extended by the
+    remaining tokens. A cache is kept while batches that use it, directly or through a child,
+    remain."""
 
-    def __init__(self, body: torch.nn.Module, device: torch.device, remaining: dict[tuple[int, ...], int]):
+    def __init__(self, body: torch.nn.Module, device: torch.device, batches: Sequence["_Batch"]):
         self.body = body
         self.device = device
-        self.remaining = remaining
-        self.cached: dict[tuple[int, ...], Any] = {}
         self.keyword = cache_keyword(body)
+        self.cached: dict[tuple[int, ...], Any] = {}
+        self.remaining: dict[tuple[int, ...], int] = {}
+        for batch in batches:
+            for prefix in {batch.rows[0].prefix, batch.rows[0].parent} - {()}:
+                self.remaining[prefix] = self.remaining.get(prefix, 0) + 1
 
-    def expanded(self, prefix: tuple[int, ...], n_rows: int) -> Any:
-        if prefix not in self.cached:
-            from transformers import DynamicCache
+    def _cache(self, prefix: tuple[int, ...], parent: tuple[int, ...]) -> Any:
+        if prefix in self.cached:
+            return self.cached[prefix]
+        from transformers import DynamicCache
 
-            cache = DynamicCache(config=self.body.config)
-            ids = torch.tensor([prefix], device=self.device)
-            self.body(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, **{self.keyword: cache})
-            self.cached[prefix] = cache
-        cache = copy.deepcopy(self.cached[prefix])
-        cache.batch_repeat_interleave(n_rows)
-        self.remaining[prefix] -= 1
-        if self.remaining[prefix] == 0:
-            del self.cached[prefix]
+        start = len(parent)
+        cache = copy.deepcopy(self._cache(parent, ())) if parent else DynamicCache(config=self.body.config)
+        ids = torch.tensor([prefix[start:]], device=self.device)
+        self.body(
+            input_ids=ids,
+            attention_mask=torch.ones((1, len(prefix)), dtype=torch.long, device=self.device),
+            position_ids=torch.arange(start, len(prefix), device=self.device)[None],
+            use_cache=True,
+            **{self.keyword: cache},
+        )
+        self.cached[prefix] = cache
         return cache
+
+    def expanded(self, prefix: tuple[int, ...], parent: tuple[int, ...], n_rows: int) -> Any:
+        """A copy of the prefix's cache repeated for n_rows rows."""
+        cache = copy.deepcopy(self._cache(prefix, parent))
+        cache.batch_repeat_interleave(n_rows)
+        return cache
+
+    def release(self, prefix: tuple[int, ...], parent: tuple[int, ...]) -> None:
+        for key in {prefix, parent} - {()}:
+            self.remaining[key] -= 1
+            if self.remaining[key] == 0:
+                self.cached.pop(key, None)
 
 
 def iter_loglikelihood(
@@ -187,14 +217,10 @@ def iter_loglikelihood(
     body, head = body_and_head(model)
     config = model.config
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    remaining: dict[tuple[int, ...], int] = {}
-    for batch in batches:
-        if batch.rows[0].prefix:
-            remaining[batch.rows[0].prefix] = remaining.get(batch.rows[0].prefix, 0) + 1
-    prefixes = _PrefixCache(body, device, remaining)
+    prefixes = _PrefixCache(body, device, batches)
 
     for batch in batches:
-        prefix = batch.rows[0].prefix
+        prefix, parent = batch.rows[0].prefix, batch.rows[0].parent
         p, width = len(prefix), batch.width
         # Right padding: with causal attention, pads after a row's last token cannot change it.
         # Rows beyond the real ones repeat the first row; their results are dropped.
@@ -217,7 +243,7 @@ def iter_loglikelihood(
         with torch.inference_mode():
             extra: dict[str, Any] = {}
             if p:
-                extra[prefixes.keyword] = prefixes.expanded(prefix, batch.n_rows)
+                extra[prefixes.keyword] = prefixes.expanded(prefix, parent, batch.n_rows)
                 extra["position_ids"] = torch.arange(p, p + width, device=device).expand(batch.n_rows, width)
             hidden = body(
                 input_ids=input_ids.to(device), attention_mask=attention.to(device), use_cache=bool(p), **extra
@@ -231,6 +257,8 @@ def iter_loglikelihood(
                 logit_scale=getattr(config, "logit_scale", None),
                 softcap=getattr(config, "final_logit_softcapping", None),
             )
+        if p:
+            prefixes.release(prefix, parent)
         logprob_list = token_logprobs.double().cpu().tolist()
         greedy_list = token_greedy.cpu().tolist()
         offset = 0

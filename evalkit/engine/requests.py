@@ -21,11 +21,14 @@ class LoglikelihoodRequest:
     shared_prefix: a leading part of `context` that many requests share (a few-shot preamble); the
         engine computes it once and reuses its key/value cache. It changes speed, not meaning:
         results equal scoring the whole context (within float rounding, 1e-4 in fp32).
+    share_context: the context is also shared, by the sibling requests of one item (its several
+        multi-token choices): computed once per item on top of the shared prefix.
     """
 
     context: str
     continuation: str
     shared_prefix: str = ""
+    share_context: bool = False
 
 
 @dataclass(frozen=True)

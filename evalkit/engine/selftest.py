@@ -26,6 +26,14 @@ CANARIES: tuple[LoglikelihoodRequest, ...] = (
     LoglikelihoodRequest(_PREAMBLE + "Fact 13: the number 13 is", " odd.", shared_prefix=_PREAMBLE),
     LoglikelihoodRequest(_PREAMBLE + "Fact 14: the number 14 is", " even.", shared_prefix=_PREAMBLE),
     LoglikelihoodRequest(_PREAMBLE + "Fact 15: the number 15 is", " a prime number.", shared_prefix=_PREAMBLE),
+    LoglikelihoodRequest(
+        _PREAMBLE + "Fact 16: a number that is a power of two and also a perfect square, namely sixteen, is",
+        " even, and larger than ten.", shared_prefix=_PREAMBLE, share_context=True,
+    ),
+    LoglikelihoodRequest(
+        _PREAMBLE + "Fact 16: a number that is a power of two and also a perfect square, namely sixteen, is",
+        " odd, and smaller than two.", shared_prefix=_PREAMBLE, share_context=True,
+    ),
 )
 
 
