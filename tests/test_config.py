@@ -11,7 +11,7 @@ from evalkit.errors import ConfigError
 def test_quick_profile_loads_with_overrides():
     config = load_config("quick", {"model": "/m", "batch_size": 8, "limit": None})
     assert config.profile == "quick" and config.model == "/m" and config.batch_size == 8
-    assert [s.ref for s in config.suites] == ["mmlu:0shot", "mmlu:5shot", "xstest"]
+    assert [s.ref for s in config.suites] == ["mmlu:0shot", "mmlu:5shot", "piqa", "truthfulqa_mc", "xstest"]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

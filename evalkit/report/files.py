@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 import rfc8785
 
-
-# Reports are meant to be shared: readable by all (mkstemp would leave them 0600).
-REPORT_FILE_MODE = 0o644
+from evalkit.fileio import write_chunks_atomic
 
 
 def json_text(data: Any) -> str:
@@ -39,38 +35,21 @@ def json_line(data: Any) -> str:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, REPORT_FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (see evalkit.fileio), readable by all."""
+    write_chunks_atomic(path, [data.encode("utf-8") if isinstance(data, str) else data])
 
 
 def write_lines_atomic(path: Path, lines: Iterable[str]) -> str:
     """Write lines atomically; return the sha256 of the bytes written."""
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, REPORT_FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            for line in lines:
-                raw = line.encode("utf-8")
-                digest.update(raw)
-                handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def chunks() -> Iterable[bytes]:
+        for line in lines:
+            raw = line.encode("utf-8")
+            digest.update(raw)
+            yield raw
+
+    write_chunks_atomic(path, chunks())
     return digest.hexdigest()
 
 

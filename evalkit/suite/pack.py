@@ -35,9 +35,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from evalkit.errors import ConfigError, VerificationError
+from evalkit.fileio import reject_duplicate_keys
 from evalkit.suite.loader import load_suite, suite_digest
 from evalkit.suite.records import DataFileDigest
 from evalkit.suite.registry import resolve_suite_path
@@ -232,23 +233,12 @@ def _path_problem(rel: str) -> str | None:
     return None
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _DuplicateKey(repr(name))
-        result[name] = value
-    return result
 
 
 def _parse_manifest(data: bytes, pack: Path) -> tuple[str, str, str, tuple[DataFileDigest, ...]]:
     """(suite, version, suite_digest, files) from pack.json, checked strictly and against itself."""
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _bad(pack, f"{MANIFEST_MEMBER} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or set(doc) != _MANIFEST_KEYS:

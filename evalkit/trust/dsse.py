@@ -13,14 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import KeyFileError, VerificationError
 from evalkit.trust.keys import SigningKey, VerifyKey
+from evalkit.fileio import DuplicateKeyError, reject_duplicate_keys, write_chunks_atomic
 
 PAYLOAD_TYPE_INTOTO = "application/vnd.in-toto+json"
 
@@ -191,17 +190,6 @@ def verify_envelope(
     )
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _DuplicateKey(repr(name))
-        result[name] = value
-    return result
 
 
 def read_envelope(path: Path) -> dict:
@@ -218,12 +206,12 @@ def read_envelope(path: Path) -> dict:
     except OSError as exc:
         raise VerificationError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        envelope = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        envelope = json.loads(text, object_pairs_hook=reject_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise VerificationError(
             f"{path} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
-    except _DuplicateKey as exc:
+    except DuplicateKeyError as exc:
         # Two "payload" fields could be read differently by two verifiers; accept neither.
         raise VerificationError(
             f"{path} is not a valid DSSE envelope: duplicate key {exc}"
@@ -235,24 +223,5 @@ def read_envelope(path: Path) -> dict:
 
 def write_envelope(path: Path, envelope: dict) -> None:
     """Write `envelope` as JSON atomically: a reader sees the old file or the new, never half."""
-    path = Path(path)
     text = json.dumps(envelope, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            # mkstemp makes 0600 files; a signed report is meant to be handed around.
-            os.fchmod(handle.fileno(), 0o644)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    # Make the rename itself durable (POSIX: fsync the folder's entry list).
-    if os.name == "posix":
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    write_chunks_atomic(Path(path), [text.encode("utf-8")])

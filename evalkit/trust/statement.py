@@ -16,6 +16,7 @@ from typing import Any
 import rfc8785
 
 from evalkit.errors import VerificationError
+from evalkit.fileio import DuplicateKeyError, reject_duplicate_keys
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE_REPORT = "https://evalkit.dev/attestations/eval-report/v1"
@@ -69,17 +70,6 @@ def _subject_problem(subject: Any) -> str | None:
     return None
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _DuplicateKey(repr(name))
-        result[name] = value
-    return result
 
 
 def _reject_constant(name: str) -> Any:
@@ -94,12 +84,12 @@ def parse_statement(payload: bytes, expected_predicate_type: str) -> dict:
     try:
         statement = json.loads(
             payload.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
+            object_pairs_hook=reject_duplicate_keys,
             parse_constant=_reject_constant,
         )
     except UnicodeDecodeError:
         raise VerificationError("signed payload is not UTF-8 JSON") from None
-    except _DuplicateKey as exc:
+    except DuplicateKeyError as exc:
         # Two parsers could disagree on which duplicate wins; a signed claim must mean one thing.
         raise VerificationError(f"signed statement repeats the key {exc}") from None
     except ValueError as exc:  # JSONDecodeError and NaN/Infinity
