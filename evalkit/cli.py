@@ -228,10 +228,12 @@ def suite_validate(folder: Path = typer.Argument(..., help="A suite folder holdi
 def _register_more_commands() -> None:
     # Commands that live in their own modules; registered after this module's commands exist.
     from evalkit.cli_reports import register as register_reports
+    from evalkit.cli_reproduce import register as register_reproduce
     from evalkit.cli_trust import register as register_trust
 
     register_trust(app, suite_app)
     register_reports(app)
+    register_reproduce(app)
 
 
 _register_more_commands()

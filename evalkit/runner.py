@@ -34,6 +34,7 @@ from evalkit.suite.pack import load_suite_ref
 from evalkit.trust import PAYLOAD_TYPE_INTOTO, PREDICATE_TYPE_REPORT, SigningKey, build_statement, load_verify_key
 from evalkit.trust import resource
 from evalkit.trust import sign_envelope, statement_bytes, write_envelope
+from evalkit.trust.merkle import MERKLE_SCHEME, merkle_root
 
 
 class Progress(Protocol):
@@ -242,7 +243,10 @@ def run_evaluation(
     # order, so its bytes, and its digest, depend only on what was computed.
     order = {item.spec.ref: position for position, item in enumerate(planned)}
     rows = sorted(read_jsonl(journal_path), key=lambda r: (order[r["suite"]], r["index"]))
-    samples_sha256 = write_lines_atomic(out_dir / files.SAMPLES_JSONL, (json_line(r) for r in rows))
+    lines = [json_line(r) for r in rows]
+    samples_sha256 = write_lines_atomic(out_dir / files.SAMPLES_JSONL, lines)
+    # Root of a Merkle tree over the lines: one sample can be disclosed with a proof (evalkit disclose).
+    samples_root = merkle_root([line.encode("utf-8")[:-1] for line in lines])
     journal_path.unlink()
 
     suites = []
@@ -271,7 +275,10 @@ def run_evaluation(
         },
         "seeds": {"run_seed": config.seed},
         "suites": suites,
-        "samples": {"file": files.SAMPLES_JSONL, "sha256": samples_sha256, "rows": len(rows)},
+        "samples": {
+            "file": files.SAMPLES_JSONL, "sha256": samples_sha256, "rows": len(rows),
+            "merkle_root": samples_root, "merkle": MERKLE_SCHEME,
+        },
         "redaction": {
             "harmful_completions": "shown" if config.show_harmful else "sha256",
             "note": "shown in full (--show-harmful)" if config.show_harmful

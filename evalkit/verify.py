@@ -23,6 +23,7 @@ from evalkit.suite import load_suite
 from evalkit.paths import cache_dir
 from evalkit.suite.pack import load_suite_ref
 from evalkit.trust import PREDICATE_TYPE_REPORT, VerifyKey, parse_statement, read_envelope, verify_envelope
+from evalkit.trust.merkle import jsonl_leaves, merkle_root
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,17 @@ def _check_samples(out_dir: Path, report: dict[str, Any], failures: list[str]) -
     actual = sha256_file(path)
     if actual != signed:
         failures.append(f"{files.SAMPLES_JSONL} was changed: its sha256 is {actual[:16]}…, the signed report says {signed[:16]}…")
+    signed_root = report["samples"].get("merkle_root")  # absent in reports made before disclosure existed
+    if signed_root is not None:
+        actual_root = merkle_root(jsonl_leaves(path.read_bytes()))
+        if actual_root != signed_root:
+            failures.append(
+                f"{files.SAMPLES_JSONL} does not match the signed merkle_root: its Merkle root is "
+                f"{actual_root[:16]}…, the signed report says {signed_root[:16]}…"
+            )
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # Split on "\n" only: str.splitlines would also break inside a completion at U+2028 or U+0085.
+    for number, line in enumerate(path.read_bytes().decode("utf-8").split("\n")[:-1], start=1):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
