@@ -213,7 +213,7 @@ def run_evaluation(
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     planned = plan_suites(config)
-    precision = choose_precision(config.device, config.dtype)
+    choose_precision(config.device, config.dtype)  # a bad --device/--dtype fails before any loading
     prepare_out_dir(out_dir)
     model_path = Path(config.model)
     loaded = load_model(model_path, device=config.device, dtype=config.dtype, allow_pickle=config.allow_pickle)
@@ -255,6 +255,7 @@ def run_evaluation(
         entry["results"] = suite_results(entry, rows)
         suites.append(entry)
     n_files = len(manifest.files)
+    precision = loaded.precision
     report: dict[str, Any] = {
         "schema": files.REPORT_SCHEMA,
         "evalkit": {"version": evalkit.__version__, "git_commit": git_commit()},
