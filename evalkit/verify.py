@@ -155,7 +155,9 @@ def _check_model(out_dir: Path, report: dict[str, Any], model_path: Path | None,
     if model_path is None:
         notes.append("model not re-hashed (pass --model PATH to check the weights)")
         return "model not re-hashed"
-    actual = build_manifest(model_path)
+    # Re-hash with the shard size the signed manifest used (v1 manifests shard nothing).
+    shard_size = recorded.shard_size if recorded is not None and recorded.shard_size else None
+    actual = build_manifest(model_path, **({"shard_size": shard_size} if shard_size else {}))
     if actual.digest == signed:
         return f"model re-hashed ({len(actual.files)} files match)"
     detail = "; ".join(verify_manifest(model_path, recorded)[:5]) if recorded is not None else "file list unavailable"

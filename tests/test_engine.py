@@ -198,3 +198,42 @@ def test_deterministic_mode_is_bit_identical_across_batch_sizes_and_order(tiny, 
             assert engine.loglikelihood(requests[::-1]) == reference[::-1]
     finally:
         model.to(torch.float32)
+
+
+PACKED_REQUESTS = [
+    LoglikelihoodRequest(f"Question: how do I {goal}?\nAnswer:", choice, share_context=True)
+    for goal in ("open a jar", "boil an egg quickly")
+    for choice in (" twist the lid while holding the jar steady", " hit it with a hammer", " twist the lid")
+] + [LoglikelihoodRequest("Question: how do I open a jar?\nAnswer:", " twist the lid", share_context=True)]
+
+
+def test_short_shared_contexts_are_packed_and_score_as_alone(tiny):
+    from evalkit.engine.loglikelihood import plan_rows
+
+    model, tokenizer = tiny
+    rows = plan_rows(tokenizer, PACKED_REQUESTS, 512)
+    assert len(rows) == 2 and all(row.segments is not None for row in rows)
+    results = Engine(model, tokenizer).loglikelihood(PACKED_REQUESTS)
+    assert results[-1] == results[2]  # a repeated choice is scored once, identically
+    for request, result in zip(PACKED_REQUESTS, results):
+        total, greedy, n = reference_loglikelihood(model, tokenizer, request)
+        assert result.n_tokens == n and result.is_greedy == greedy
+        assert abs(result.logprob - total) <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_rows_are_bit_identical_across_batch_sizes_and_order(tiny, dtype):
+    model, tokenizer = tiny
+    model = model.to(dtype)
+    try:
+        requests = PACKED_REQUESTS + LOGLIK_REQUESTS
+        reference = [Engine(model, tokenizer).loglikelihood([r])[0] for r in requests]
+        # Alone, a packed request is packed with no sibling: compare whole items instead.
+        items = Engine(model, tokenizer, EngineSettings(max_rows=1)).loglikelihood(requests)
+        for max_rows in (1, 7, 64):
+            engine = Engine(model, tokenizer, EngineSettings(max_rows=max_rows))
+            assert engine.loglikelihood(requests) == items
+            assert engine.loglikelihood(requests[::-1]) == items[::-1]
+        assert max(abs(a.logprob - b.logprob) for a, b in zip(items, reference)) < 1e-2
+    finally:
+        model.to(torch.float32)

@@ -53,7 +53,12 @@ class _Row:
     prefix: tuple[int, ...]
     suffix: tuple[int, ...]
     parent: tuple[int, ...] = ()
-    requests: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (request index, targets)
+    # (request index, target ids, the suffix positions that predict them)
+    requests: list[tuple[int, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    # A packed row holds one context followed by several continuations (see _packed_rows):
+    # segments[i] is -1 for context tokens, j for continuation j; positions restart after the context.
+    segments: tuple[int, ...] | None = None
+    positions: tuple[int, ...] | None = None
 
 
 def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -76,6 +81,7 @@ def plan_rows(
     """
     prefix_ids: dict[str, list[int]] = {}
     rows: dict[tuple[tuple[int, ...], tuple[int, ...]], _Row] = {}
+    to_pack: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
     for index, request in enumerate(requests):
         context_ids, continuation_ids = encode_pair(tokenizer, request.context, request.continuation)
         if continuation_ids:
@@ -99,10 +105,67 @@ def plan_rows(
             context_split = min(_common_prefix_length(context_ids, inputs), most)
             if context_split >= max(split + MIN_SHARED_CONTEXT_TOKENS, MIN_SHARED_PREFIX_TOKENS):
                 parent_split, split = split, context_split
+        if request.share_context and split == 0 and continuation_ids and len(context_ids) + len(continuation_ids) <= max_length:
+            # A short context shared by several multi-token choices: pack them into one row.
+            to_pack.setdefault(tuple(context_ids), []).append((index, tuple(continuation_ids)))
+            continue
         key = (tuple(inputs[:split]), tuple(inputs[split:]))
         row = rows.setdefault(key, _Row(prefix=key[0], suffix=key[1], parent=tuple(inputs[:parent_split])))
-        row.requests.append((index, tuple(targets)))
-    return list(rows.values())
+        n = len(row.suffix)
+        row.requests.append((index, tuple(targets), tuple(range(n - len(targets), n))))
+    return list(rows.values()) + _packed_rows(to_pack, max_length)
+
+
+def _packed_rows(
+    to_pack: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]], max_length: int
+) -> list[_Row]:
+    """One row per context: the context, then each distinct continuation (minus its last token),
+    each attending to the context and to itself only, its positions restarting after the context.
+    Every continuation is scored exactly as if it followed the context alone, but the context runs
+    once, in one forward pass with its siblings; no per-item prefix pass, no padding between them.
+    The row depends only on the item (its context and its choices), never on other items."""
+    packed: list[_Row] = []
+    for context, members in to_pack.items():
+        # Sorted, not in arrival order: the row must not change when the suite's order does.
+        continuations = sorted({t for _, t in members})
+        tokens, segments, positions = list(context), [-1] * len(context), list(range(len(context)))
+        starts = {}
+        for j, continuation in enumerate(continuations):
+            starts[continuation] = len(tokens)
+            tokens += continuation[:-1]
+            segments += [j] * (len(continuation) - 1)
+            positions += range(len(context), len(context) + len(continuation) - 1)
+        if len(tokens) > max_length:
+            # Too long to pack: each continuation gets a row of its own.
+            for index, continuation in members:
+                inputs = list(context) + list(continuation[:-1])
+                row = _Row(prefix=(), suffix=tuple(inputs))
+                row.requests.append((index, continuation, tuple(range(len(context) - 1, len(inputs)))))
+                packed.append(row)
+            continue
+        row = _Row(prefix=(), suffix=tuple(tokens), segments=tuple(segments), positions=tuple(positions))
+        for index, continuation in members:
+            start = starts[continuation]
+            # The first token is predicted by the last context token, the rest inside the segment.
+            where = (len(context) - 1, *range(start, start + len(continuation) - 1))
+            row.requests.append((index, continuation, where))
+        packed.append(row)
+    return packed
+
+
+def _packed_attention(rows: Sequence[_Row], n_rows: int, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """[n_rows, 1, width, width] additive mask: causal, and a continuation token sees the context
+    and its own continuation only. Padding queries see themselves (their outputs are unused)."""
+    allowed = torch.zeros((n_rows, width, width), dtype=torch.bool)
+    for r in range(n_rows):
+        row = rows[r] if r < len(rows) else rows[0]
+        segments = torch.tensor(row.segments)
+        n = len(segments)
+        same = (segments[:, None] == segments[None, :]) | (segments[None, :] == -1)
+        allowed[r, :n, :n] = torch.tril(same)
+        allowed[r, n:, n:] = torch.eye(width - n, dtype=torch.bool)
+    mask = torch.zeros((n_rows, 1, width, width), dtype=dtype)
+    return mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
 
 
 @dataclass(frozen=True)
@@ -117,11 +180,12 @@ def plan_batches(
 ) -> list[_Batch]:
     """Batches of rows sharing one prefix, longest first. In deterministic mode a batch holds rows
     of one length bucket only, and with `pad_rows` always the same row count for that bucket."""
-    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[_Row]] = {}
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...], bool], list[_Row]] = {}
     for row in rows:
-        groups.setdefault((row.prefix, row.parent), []).append(row)
+        # Packed rows need a 4D mask; they never share a batch with rows that do not.
+        groups.setdefault((row.prefix, row.parent, row.segments is not None), []).append(row)
     batches: list[_Batch] = []
-    for (prefix, _), members in groups.items():
+    for (prefix, _, _), members in groups.items():
         members = sorted(members, key=lambda r: -len(r.suffix))
         if deterministic:
             by_bucket: dict[int, list[_Row]] = {}
@@ -233,20 +297,26 @@ def iter_loglikelihood(
             attention[r, p : p + len(row.suffix)] = 1
         rows_index, cols, targets, served = [], [], [], []
         for r, row in enumerate(batch.rows):
-            n = len(row.suffix)
-            for index, row_targets in row.requests:
-                k = len(row_targets)
-                rows_index += [r] * k
-                cols += range(n - k, n)
+            for index, row_targets, where in row.requests:
+                rows_index += [r] * len(row_targets)
+                cols += where
                 targets += row_targets
-                served.append((index, k))
+                served.append((index, len(row_targets)))
         with torch.inference_mode():
             extra: dict[str, Any] = {}
+            mask = attention.to(device)
             if p:
                 extra[prefixes.keyword] = prefixes.expanded(prefix, parent, batch.n_rows)
                 extra["position_ids"] = torch.arange(p, p + width, device=device).expand(batch.n_rows, width)
+            elif batch.rows[0].segments is not None:
+                mask = _packed_attention(batch.rows, batch.n_rows, width, next(model.parameters()).dtype).to(device)
+                position_ids = torch.zeros((batch.n_rows, width), dtype=torch.long)
+                for r in range(batch.n_rows):
+                    row = batch.rows[r] if r < len(batch.rows) else batch.rows[0]
+                    position_ids[r, : len(row.positions)] = torch.tensor(row.positions)
+                extra["position_ids"] = position_ids.to(device)
             hidden = body(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device), use_cache=bool(p), **extra
+                input_ids=input_ids.to(device), attention_mask=mask, use_cache=bool(p), **extra
             ).last_hidden_state
             picked = hidden[torch.tensor(rows_index, device=device), torch.tensor(cols, device=device)]
             token_logprobs, token_greedy = head_logprobs(

@@ -34,6 +34,8 @@ CANARIES: tuple[LoglikelihoodRequest, ...] = (
         _PREAMBLE + "Fact 16: a number that is a power of two and also a perfect square, namely sixteen, is",
         " odd, and smaller than two.", shared_prefix=_PREAMBLE, share_context=True,
     ),
+    LoglikelihoodRequest("Question: how do I open a jar?\nAnswer:", " twist the lid firmly.", share_context=True),
+    LoglikelihoodRequest("Question: how do I open a jar?\nAnswer:", " ask a friend for help.", share_context=True),
 )
 
 
