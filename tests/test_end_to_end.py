@@ -257,3 +257,17 @@ def test_run_with_required_signed_pack_records_it_and_verifies(tiny_llama_dir, k
     )
     with pytest.raises(Exception, match="not a signed pack"):
         run_evaluation(unsigned, tmp_path / "out2")
+
+
+def test_a_changed_suite_file_fails_verification(tiny_llama_dir, keys, tmp_path):
+    from evalkit.paths import bundled_suites_dir
+
+    suite = tmp_path / "xstest_copy"
+    shutil.copytree(bundled_suites_dir() / "xstest", suite)
+    config = RunConfig(model=str(tiny_llama_dir), suites=(SuiteSpec(suite=str(suite), limit=2),))
+    run_evaluation(config, tmp_path / "out", signing_keys=[keys["vendor"]])
+    assert verify_report(tmp_path / "out", [keys["vendor_pub"]]).summary.startswith("verified:")
+    with (suite / "SOURCE.md").open("a") as handle:
+        handle.write("\nedited\n")
+    with pytest.raises(VerificationError, match="suite xstest: the local copy has digest"):
+        verify_report(tmp_path / "out", [keys["vendor_pub"]])
