@@ -21,7 +21,7 @@ from evalkit.engine.memory import choose_token_budget
 from evalkit.engine.selftest import invariance_self_test
 from evalkit.environment import describe_environment, git_commit
 from evalkit.errors import ConfigError, ReportError, VerificationError
-from evalkit.model import LoadedModel, build_manifest, choose_precision, load_model
+from evalkit.model import LoadedModel, build_manifest, choose_precision, list_model_files, load_model
 from evalkit.prompts import build_requests, choice_texts, target_index, target_text
 from evalkit.report.files import Journal, canonical, json_line, json_text, read_jsonl, write_atomic, write_lines_atomic
 from evalkit.report.html import REPORT_HTML, render_html
@@ -217,7 +217,7 @@ def run_evaluation(
     prepare_out_dir(out_dir)
     model_path = Path(config.model)
     loaded = load_model(model_path, device=config.device, dtype=config.dtype, allow_pickle=config.allow_pickle)
-    total_bytes = sum(p.stat().st_size for p in ([model_path] if model_path.is_file() else model_path.rglob("*")) if p.is_file())
+    total_bytes = sum(real.stat().st_size for _, real in list_model_files(model_path))
     with progress.task("hashing model files", total_bytes) as advance:
         manifest = build_manifest(model_path, progress=advance)
 

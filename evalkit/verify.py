@@ -8,6 +8,7 @@ from the per-sample values, and the suites and (given its path) the model are re
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Sequence
 from evalkit import report as files
 from evalkit.errors import EvalkitError, ModelError, VerificationError
 from evalkit.model import ModelManifest, build_manifest, verify_manifest
-from evalkit.report.files import json_text, sha256_file
+from evalkit.report.files import json_text
 from evalkit.report.markdown import render_markdown
 from evalkit.report.samples import rescore, suite_results, text_sha256
 from evalkit.suite import load_suite
@@ -57,24 +58,26 @@ def _check_samples(out_dir: Path, report: dict[str, Any], failures: list[str]) -
     if not path.is_file():
         failures.append(f"{files.SAMPLES_JSONL} is missing")
         return []
+    # Read once: the digest, the Merkle root and the rows all come from the same bytes.
+    data = path.read_bytes()
+    lines = jsonl_leaves(data)
     signed = report["samples"]["sha256"]
-    actual = sha256_file(path)
+    actual = hashlib.sha256(data).hexdigest()
     if actual != signed:
         failures.append(f"{files.SAMPLES_JSONL} was changed: its sha256 is {actual[:16]}…, the signed report says {signed[:16]}…")
     signed_root = report["samples"].get("merkle_root")  # absent in reports made before disclosure existed
     if signed_root is not None:
-        actual_root = merkle_root(jsonl_leaves(path.read_bytes()))
+        actual_root = merkle_root(lines)
         if actual_root != signed_root:
             failures.append(
                 f"{files.SAMPLES_JSONL} does not match the signed merkle_root: its Merkle root is "
                 f"{actual_root[:16]}…, the signed report says {signed_root[:16]}…"
             )
     rows: list[dict[str, Any]] = []
-    # Split on "\n" only: str.splitlines would also break inside a completion at U+2028 or U+0085.
-    for number, line in enumerate(path.read_bytes().decode("utf-8").split("\n")[:-1], start=1):
+    for number, line in enumerate(lines, start=1):
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             failures.append(f"{files.SAMPLES_JSONL}:{number}: not valid JSON")
             return []
     if len(rows) != report["samples"]["rows"]:

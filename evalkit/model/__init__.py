@@ -20,6 +20,7 @@ from evalkit.model.manifest import (
     FileEntry,
     ModelManifest,
     build_manifest,
+    list_model_files,
     verify_manifest,
 )
 from evalkit.model.policy import Precision, choose_precision
@@ -34,6 +35,7 @@ __all__ = [
     "choose_precision",
     "default_model_dir",
     "install_default_model",
+    "list_model_files",
     "load_model",
     "verify_manifest",
 ]

@@ -171,7 +171,7 @@ def manifest_digest(files: tuple[FileEntry, ...] | list[FileEntry], shard_size: 
     return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
 
 
-def _list_files(path: Path) -> list[tuple[str, Path]]:
+def list_model_files(path: Path) -> list[tuple[str, Path]]:
     """(manifest name, real file to read) for every file of a checkpoint, sorted by name.
 
     A symlink is followed only when it stays inside the folder (a tokenizer shared by two
@@ -354,7 +354,7 @@ def build_manifest(
     if type(shard_size) is not int or shard_size <= 0:
         raise ModelError(f"shard_size must be a positive integer, not {shard_size!r}")
     path = Path(path)
-    files = _list_files(path)
+    files = list_model_files(path)
     if not files:
         raise ModelError(f"{path} is an empty folder; it holds no model files")
     entries = _hash_all(files, workers, progress, shard_size)
@@ -372,7 +372,7 @@ def verify_manifest(path: Path, expected: ModelManifest, *, workers: int | None 
     """
     path = Path(path)
     try:
-        files = _list_files(path)
+        files = list_model_files(path)
         actual_entries = _hash_all(files, workers, None, expected.shard_size) if files else ()
     except (ModelError, OSError) as exc:
         return [str(exc)]

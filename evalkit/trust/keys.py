@@ -74,6 +74,13 @@ def _describe(key: object) -> str:
     return f"a key of type {type(key).__name__}"
 
 
+def _supported_algorithm(key: PrivateKey | PublicKey) -> Algorithm:
+    algorithm = _algorithm_of(key)
+    if algorithm is None:
+        raise KeyFileError(f"{_describe(key)} is not supported; evalkit uses ed25519 or ecdsa-p256 keys")
+    return algorithm
+
+
 @dataclass(frozen=True)
 class VerifyKey:
     """A trusted public key. Built from a cryptography public key with `VerifyKey(key)`."""
@@ -83,13 +90,8 @@ class VerifyKey:
     keyid: str = field(init=False)
 
     def __post_init__(self) -> None:
-        algorithm = _algorithm_of(self.key)
-        if algorithm is None:
-            raise KeyFileError(
-                f"{_describe(self.key)} is not supported; evalkit uses ed25519 or ecdsa-p256 keys"
-            )
         # frozen: set the derived fields once, here, and never again.
-        object.__setattr__(self, "algorithm", algorithm)
+        object.__setattr__(self, "algorithm", _supported_algorithm(self.key))
         object.__setattr__(self, "keyid", _keyid(self.key))
 
     def verify(self, signature: bytes, data: bytes) -> bool:
@@ -123,12 +125,7 @@ class SigningKey:
     keyid: str = field(init=False)
 
     def __post_init__(self) -> None:
-        algorithm = _algorithm_of(self.key)
-        if algorithm is None:
-            raise KeyFileError(
-                f"{_describe(self.key)} is not supported; evalkit uses ed25519 or ecdsa-p256 keys"
-            )
-        object.__setattr__(self, "algorithm", algorithm)
+        object.__setattr__(self, "algorithm", _supported_algorithm(self.key))
         object.__setattr__(self, "keyid", _keyid(self.key.public_key()))
 
     @property
