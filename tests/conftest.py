@@ -150,3 +150,20 @@ def smollm2_dir() -> Path:
     from evalkit.model.default_model import install_default_model
 
     return install_default_model()
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """A vendor key pair that signs test reports and an unrelated key that must not verify them.
+    (Modules that need other keys define their own `keys` fixture, which takes precedence.)"""
+    from evalkit.trust import generate_keypair, load_signing_key, load_verify_key
+
+    folder = tmp_path_factory.mktemp("keys")
+    generate_keypair(folder, "vendor")
+    generate_keypair(folder, "other")
+    return {
+        "folder": folder,
+        "vendor": load_signing_key(folder / "vendor.key"),
+        "vendor_pub": load_verify_key(folder / "vendor.pub"),
+        "other_pub": load_verify_key(folder / "other.pub"),
+    }

@@ -14,22 +14,12 @@ import pytest
 from evalkit.config import RunConfig, SuiteSpec
 from evalkit.errors import ReportError, VerificationError
 from evalkit.runner import run_evaluation
-from evalkit.trust import generate_keypair, load_signing_key, load_verify_key
+from evalkit.trust import generate_keypair, load_signing_key
 from evalkit.verify import verify_report
 
 SUITES = (SuiteSpec(suite="mmlu", limit=6), SuiteSpec(suite="mmlu", fewshot=2, limit=3), SuiteSpec(suite="xstest", limit=4))
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    generate_keypair(folder, "vendor")
-    generate_keypair(folder, "other")
-    return {
-        "vendor": load_signing_key(folder / "vendor.key"),
-        "vendor_pub": load_verify_key(folder / "vendor.pub"),
-        "other_pub": load_verify_key(folder / "other.pub"),
-    }
 
 
 @pytest.fixture(scope="module")

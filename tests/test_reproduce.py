@@ -20,7 +20,6 @@ from evalkit.errors import ConfigError, ReportError, VerificationError
 from evalkit.report.files import json_line
 from evalkit.reproduce import disclose_sample, rebuild_config, reproduce_run, verify_disclosure
 from evalkit.runner import run_evaluation
-from evalkit.trust import generate_keypair, load_signing_key, load_verify_key
 from evalkit.trust.merkle import MERKLE_SCHEME
 from evalkit.verify import verify_report
 
@@ -39,17 +38,6 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keys")
-    generate_keypair(folder, "vendor")
-    generate_keypair(folder, "other")
-    return {
-        "folder": folder,
-        "vendor": load_signing_key(folder / "vendor.key"),
-        "vendor_pub": load_verify_key(folder / "vendor.pub"),
-        "other_pub": load_verify_key(folder / "other.pub"),
-    }
 
 
 @pytest.fixture(scope="module")
