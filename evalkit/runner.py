@@ -140,7 +140,7 @@ def _run_suite(
                     fields = item.sample.fields
                     journal.append(multiple_choice_row(
                         ref, s, item.sample, item.prompt, choice_texts(manifest, fields),
-                        target_index(manifest, fields), [got[k] for k in range(len(got))],
+                        target_index(manifest, fields), [got[k] for k in range(len(got))], manifest.scorer,
                     ))
     else:
         requests = [p.generate for p in prompted if p.generate is not None]

@@ -46,3 +46,12 @@ def test_aggregate_does_not_depend_on_sample_order():
     samples = [ScoredSample({"g": str(i % 3)}, {"correct": float(i % 2)}) for i in range(20)]
     metrics = [MetricSpec("accuracy", "correct", {})]
     assert aggregate(metrics, ["g"], samples) == aggregate(metrics, ["g"], samples[::-1])
+
+
+def test_scorer_registry_matches_the_suite_format():
+    """Every scorer a suite may name is implemented, and nothing else is registered."""
+    from evalkit.scoring.registry import SCORERS
+    from evalkit.suite.manifest import SCORER_VALUES, SCORERS_FOR_KIND
+
+    assert set(SCORERS) == set(SCORER_VALUES)
+    assert {s for names in SCORERS_FOR_KIND.values() for s in names} == set(SCORERS)

@@ -13,8 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from evalkit.engine.requests import GenerateResult, LoglikelihoodResult
 from evalkit.scoring.aggregate import MetricSpec, ScoredSample, aggregate
-from evalkit.scoring.choice import score_choices, score_exact_match
-from evalkit.scoring.refusal import RefusalVerdict, classify_refusal
+from evalkit.scoring.registry import get_scorer
 from evalkit.suite.records import Sample
 
 
@@ -30,9 +29,10 @@ def multiple_choice_row(
     choices: Sequence[str],
     target: int,
     results: Sequence[LoglikelihoodResult],
+    scorer: str = "choice_loglikelihood",
 ) -> dict[str, Any]:
     logprobs = [r.logprob for r in results]
-    return {
+    row: dict[str, Any] = {
         "suite": suite_ref,
         "index": index,
         "id": sample.id,
@@ -43,8 +43,18 @@ def multiple_choice_row(
         "loglikelihoods": logprobs,
         "is_greedy": [r.is_greedy for r in results],
         "n_tokens": [r.n_tokens for r in results],
-        "values": score_choices(logprobs, choices, target),
     }
+    return _scored(row, scorer)
+
+
+def _scored(row: dict[str, Any], scorer: str) -> dict[str, Any]:
+    """The row with its scorer's details and per-sample values added (computed while the
+    completion is still at hand, even when the row will keep only its digest)."""
+    chosen = get_scorer(scorer)
+    if chosen.details is not None:
+        row.update(chosen.details(row))
+    row["values"] = chosen.score(row)
+    return row
 
 
 def generation_row(
@@ -54,7 +64,7 @@ def generation_row(
     prompt: str,
     result: GenerateResult,
     scorer: str,
-    target: str | None,
+    target: Any,
     harmful: bool,
     show_harmful: bool,
 ) -> dict[str, Any]:
@@ -68,35 +78,24 @@ def generation_row(
         "n_tokens": len(result.token_ids),
         "harmful": harmful,
         "completion_sha256": text_sha256(result.text),
+        "completion": result.text,
     }
-    # A completion to a harmful prompt may itself be harmful: by default keep only its digest.
-    if show_harmful or not harmful:
-        row["completion"] = result.text
-    if scorer == "refusal":
-        verdict: RefusalVerdict = classify_refusal(result.text)
-        row["refusal"] = {"kind": verdict.kind, "rule": verdict.rule}
-        row["values"] = {"refused": float(verdict.refused)}
-    elif scorer == "exact_match":
-        assert target is not None
+    if target is not None:
         row["target"] = target
-        row["values"] = score_exact_match(result.text, target)
-    else:
-        raise ValueError(f"unknown generation scorer {scorer!r}")
+    _scored(row, scorer)
+    # A completion to a harmful prompt may itself be harmful: by default keep only its digest.
+    if harmful and not show_harmful:
+        del row["completion"]
     return row
 
 
 def rescore(row: Mapping[str, Any], scorer: str) -> dict[str, float] | None:
     """The row's values recomputed from its raw outputs; None when they cannot be (a redacted
     completion can only be checked through its digest)."""
-    if scorer == "choice_loglikelihood":
-        return score_choices(row["loglikelihoods"], row["choices"], row["target"])
-    if "completion" not in row:
+    chosen = get_scorer(scorer)
+    if chosen.needs_completion and "completion" not in row:
         return None
-    if scorer == "refusal":
-        return {"refused": float(classify_refusal(row["completion"]).refused)}
-    if scorer == "exact_match":
-        return score_exact_match(row["completion"], row["target"])
-    raise ValueError(f"unknown scorer {scorer!r}")
+    return chosen.score(row)
 
 
 def metric_specs(suite_entry: Mapping[str, Any]) -> list[MetricSpec]:
