@@ -83,8 +83,12 @@ class Engine:
     ) -> Iterator[tuple[int, GenerateResult]]:
         return iter_generate(self.model, self.tokenizer, requests, **self._options(progress))
 
-    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        return _in_order(len(requests), self.iter_generate(requests))
+    def generate(self, requests: Sequence[GenerateRequest], *, max_rows: int | None = None) -> list[GenerateResult]:
+        """Results in input order; `max_rows` overrides the number of slots for this call."""
+        engine = self if max_rows is None else Engine(
+            self.model, self.tokenizer, replace(self.settings, max_rows=max_rows)
+        )
+        return _in_order(len(requests), engine.iter_generate(requests))
 
 
 def _in_order(n: int, results: Iterator[tuple[int, Any]]) -> list[Any]:

@@ -1,21 +1,33 @@
-"""Batched greedy generation with a KV cache, stop strings and a token limit.
+"""Generation with continuous batching: a fixed number of slots over one key/value cache.
 
-Prompts are left-padded into batches (grouped by length to keep padding low) and prefilled at once;
-then one token per row per step is decoded against the cache. A row that emits end-of-sequence,
-completes a stop string or reaches its token limit leaves the batch immediately: its cache rows are
-dropped, so the remaining rows stop paying for it.
+Prompts wait in a queue, longest first (so that prompts prefilled together need little padding).
+Whenever enough slots are free, the next prompts are prefilled together and join the running rows
+(their caches merged, right-aligned: see kvcache.py); then every running row decodes one token per
+step. A row that emits end-of-sequence, completes a stop string or reaches its token limit leaves at
+once, and padding columns no remaining row needs are dropped. Rows finishing at different lengths
+(GSM8K answers run from 50 to 256 tokens) therefore never hold the batch hostage, which is where a
+padded-batch `generate` loses most of its time.
+
+Each row's next token is the argmax of its logits (greedy) or a draw from its own seeded stream
+(sampling.py), so what a row generates never depends on its neighbours beyond float rounding.
+Models whose cache is not plain full attention (sliding windows) fall back to batch-by-batch
+decoding with transformers' own cache; the results are the same, only slower.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from transformers import DynamicCache
 
-from evalkit.engine.batching import plan_batches
+from evalkit.engine import kvcache
 from evalkit.engine.modeling import cache_keyword
 from evalkit.engine.requests import FinishReason, GenerateRequest, GenerateResult
+from evalkit.engine.sampling import SamplingParams, TokenStream, sample_token
 from evalkit.engine.tokenize import chat_prompt, encode
 from evalkit.errors import EngineError
 
@@ -46,36 +58,232 @@ def prompt_ids(tokenizer: Any, request: GenerateRequest, max_length: int) -> lis
     return ids[-room:]
 
 
-class _Row:
-    """One prompt being decoded."""
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
+    cuts = [text.find(s) for s in stop if s and s in text]
+    return text[: min(cuts)] if cuts else None
 
-    def __init__(self, index: int, request: GenerateRequest):
+
+class _Row:
+    """One request being decoded."""
+
+    def __init__(self, index: int, request: GenerateRequest, prompt_length: int):
         self.index = index
         self.request = request
+        self.prompt_length = prompt_length
         self.generated: list[int] = []
         self.finish: FinishReason | None = None
         self.text = ""
+        self.params = SamplingParams(request.temperature, request.top_p, request.top_k)
+        self.stream = None if self.params.greedy else TokenStream(request.seed)
+        # Enough trailing tokens to contain any stop string (a token decodes to at least one
+        # character, bar special tokens): checking only them keeps each step O(1), not O(length).
+        self.stop_window = max((len(s) for s in request.stop), default=0) + 4
+
+    @property
+    def remaining(self) -> int:
+        return self.request.max_new_tokens - len(self.generated)
 
     def push(self, token: int, tokenizer: Any, eos_ids: frozenset[int]) -> None:
         self.generated.append(token)
+        stop = self.request.stop
         if token in eos_ids:
             self.finish = "eos"
             self.text = tokenizer.decode(self.generated[:-1], skip_special_tokens=True)
             return
-        if self.request.stop:
+        if stop:
+            tail = tokenizer.decode(self.generated[-self.stop_window:], skip_special_tokens=True)
+            if any(s and s in tail for s in stop):
+                cut = _cut_at_stop(tokenizer.decode(self.generated, skip_special_tokens=True), stop)
+                if cut is not None:
+                    self.finish, self.text = "stop", cut
+                    return
+        if self.remaining <= 0:
             text = tokenizer.decode(self.generated, skip_special_tokens=True)
-            cuts = [text.find(s) for s in self.request.stop if s and s in text]
-            if cuts:
-                self.finish = "stop"
-                self.text = text[: min(cuts)]
-                return
-        if len(self.generated) >= self.request.max_new_tokens:
-            self.finish = "length"
-            self.text = tokenizer.decode(self.generated, skip_special_tokens=True)
+            cut = _cut_at_stop(text, stop) if stop else None
+            self.finish, self.text = ("stop", cut) if cut is not None else ("length", text)
 
     def result(self) -> GenerateResult:
         assert self.finish is not None
         return GenerateResult(text=self.text, token_ids=tuple(self.generated), finish_reason=self.finish)
+
+
+@dataclass
+class GenerationStats:
+    """Where generation time went (filled in by iter_generate when given one): benchmarks divide
+    useful work by these times; `decode_row_tokens` counts one token per running row per step."""
+
+    prefills: int = 0
+    prefill_tokens: int = 0
+    prefill_seconds: float = 0.0
+    decode_steps: int = 0
+    decode_row_tokens: int = 0
+    decode_seconds: float = 0.0
+
+
+@dataclass
+class _Running:
+    """The rows in the slots and their shared state.
+
+    cache holds `width` columns per row; attention [rows, width] marks each row's real columns;
+    tokens [rows] are the tokens chosen last (not yet in the cache); positions [rows] are theirs.
+    """
+
+    rows: list[_Row]
+    cache: DynamicCache
+    attention: torch.Tensor
+    tokens: torch.Tensor
+    positions: torch.Tensor
+
+    def keep(self, kept: list[int]) -> None:
+        """Keep only the rows at positions `kept`."""
+        if len(kept) == len(self.rows):
+            return
+        if not kept:
+            self.rows = []
+            return
+        selected = torch.tensor(kept, dtype=torch.long, device=self.attention.device)
+        self.cache.batch_select_indices(selected)
+        self.rows = [self.rows[r] for r in kept]
+        self.attention, self.tokens, self.positions = (
+            self.attention[selected], self.tokens[selected], self.positions[selected]
+        )
+        if isinstance(self.cache.layers[0], kvcache.SlotLayer):
+            # Columns that are padding for every remaining row: drop them.
+            unused = int(self.attention.any(dim=0).to(torch.int8).argmax())
+            if unused:
+                kvcache.drop_leading(self.cache, unused)
+                self.attention = self.attention[:, unused:]
+
+
+def _merge(a: _Running, b: _Running) -> _Running:
+    width = max(a.attention.shape[1], b.attention.shape[1])
+    room = max(r.remaining for r in a.rows + b.rows)
+    cache = kvcache.merge([a.cache, b.cache], capacity=width + room)
+    attention = a.attention.new_zeros((len(a.rows) + len(b.rows), width))
+    attention[: len(a.rows), width - a.attention.shape[1]:] = a.attention
+    attention[len(a.rows):, width - b.attention.shape[1]:] = b.attention
+    return _Running(
+        a.rows + b.rows, cache, attention, torch.cat([a.tokens, b.tokens]), torch.cat([a.positions, b.positions])
+    )
+
+
+class _Scheduler:
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Any, requests: Sequence[GenerateRequest],
+        max_rows: int, token_budget: int, max_length: int, stats: GenerationStats,
+    ):
+        self.model, self.tokenizer, self.requests = model, tokenizer, requests
+        self.stats = stats
+        self.max_rows, self.token_budget = max_rows, token_budget
+        self.prompts = [prompt_ids(tokenizer, r, max_length) for r in requests]
+        self.device = next(model.parameters()).device
+        self.eos_ids = eos_token_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
+        self.cache_arg = cache_keyword(model)
+        self.continuous = kvcache.slot_cache(model) is not None
+        # Refill when a quarter of the slots are free: one prefill serves several rows.
+        self.refill_at = max(1, max_rows // 4)
+        self.queue = deque(sorted(range(len(requests)), key=lambda i: (-len(self.prompts[i]), i)))
+
+    def need(self, i: int) -> int:
+        """Cache columns request i can occupy."""
+        return len(self.prompts[i]) + self.requests[i].max_new_tokens
+
+    def admit(self, running: _Running | None) -> list[int]:
+        """The next prompts to prefill, within the free slots and the token budget."""
+        n_running = len(running.rows) if running else 0
+        free = self.max_rows - n_running
+        if not self.queue or free <= 0:
+            return []
+        if running is not None and (not self.continuous or free < min(self.refill_at, len(self.queue))):
+            return []
+        widest = max((r.prompt_length + r.request.max_new_tokens for r in running.rows), default=0) if running else 0
+        group: list[int] = []
+        while self.queue and len(group) < free:
+            candidate = self.queue[0]
+            widest_then = max(widest, self.need(candidate))
+            if (n_running + len(group)) and (n_running + len(group) + 1) * widest_then > self.token_budget:
+                break
+            group.append(self.queue.popleft())
+            widest = widest_then
+        return group
+
+    def choose(self, rows: list[_Row], logits: torch.Tensor) -> list[int]:
+        tokens = logits.float().argmax(dim=-1).tolist()
+        for r, row in enumerate(rows):
+            if row.stream is not None:
+                tokens[r] = sample_token(logits[r], row.params, row.stream.uniform())
+        return tokens
+
+    def step_rows(self, running: _Running, logits: torch.Tensor) -> Iterator[_Row]:
+        """Choose each row's next token; finished rows leave `running` and are yielded."""
+        tokens = self.choose(running.rows, logits)
+        kept: list[int] = []
+        for r, (row, token) in enumerate(zip(running.rows, tokens)):
+            row.push(token, self.tokenizer, self.eos_ids)
+            if row.finish is None:
+                kept.append(r)
+            else:
+                yield row
+        running.tokens = torch.tensor(tokens, device=self.device)
+        running.positions = running.positions + 1
+        running.keep(kept)
+
+    def prefill(self, group: list[int]) -> tuple[_Running, torch.Tensor]:
+        width = max(len(self.prompts[i]) for i in group)
+        input_ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(group), width), dtype=torch.long)
+        for r, i in enumerate(group):
+            n = len(self.prompts[i])
+            input_ids[r, width - n:] = torch.tensor(self.prompts[i])
+            attention[r, width - n:] = 1
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        # Positions as transformers' generate computes them for left padding.
+        positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
+        cache = kvcache.slot_cache(self.model) if self.continuous else DynamicCache(config=self.model.config)
+        assert cache is not None
+        kvcache.reserve(cache, width + max(self.requests[i].max_new_tokens for i in group))
+        logits = self.model(
+            input_ids=input_ids, attention_mask=attention, position_ids=positions,
+            use_cache=True, logits_to_keep=1, **{self.cache_arg: cache},
+        ).logits[:, -1]
+        rows = [_Row(i, self.requests[i], len(self.prompts[i])) for i in group]
+        # positions[:, -1] is the last prompt token's; step_rows advances it to the new token's.
+        running = _Running(rows, cache, attention, input_ids[:, -1], positions[:, -1])
+        return running, logits
+
+    def decode(self, running: _Running) -> torch.Tensor:
+        running.attention = torch.cat([running.attention, running.attention.new_ones((len(running.rows), 1))], dim=1)
+        return self.model(
+            input_ids=running.tokens[:, None], attention_mask=running.attention,
+            position_ids=running.positions[:, None], use_cache=True, **{self.cache_arg: running.cache},
+        ).logits[:, -1]
+
+    def run(self) -> Iterator[_Row]:
+        running: _Running | None = None
+        with torch.inference_mode():
+            while self.queue or running is not None:
+                group = self.admit(running)
+                if group:
+                    start = time.perf_counter()
+                    joining, logits = self.prefill(group)
+                    first = list(self.step_rows(joining, logits))  # reads the logits: the time is spent
+                    self.stats.prefills += 1
+                    self.stats.prefill_tokens += sum(len(self.prompts[i]) for i in group)
+                    self.stats.prefill_seconds += time.perf_counter() - start
+                    yield from first
+                    if joining.rows:
+                        running = joining if running is None else _merge(running, joining)
+                if running is None:
+                    continue
+                start, n_rows = time.perf_counter(), len(running.rows)
+                finished = list(self.step_rows(running, self.decode(running)))
+                self.stats.decode_steps += 1
+                self.stats.decode_row_tokens += n_rows
+                self.stats.decode_seconds += time.perf_counter() - start
+                yield from finished
+                if not running.rows:
+                    running = None
 
 
 def iter_generate(
@@ -87,55 +295,19 @@ def iter_generate(
     token_budget: int,
     max_length: int,
     progress: Callable[[int], None] | None = None,
+    stats: GenerationStats | None = None,
 ) -> Iterator[tuple[int, GenerateResult]]:
-    """Generate for every request; yield (index in `requests`, result) as each row finishes."""
-    prompts = [prompt_ids(tokenizer, r, max_length) for r in requests]
-    device = next(model.parameters()).device
-    eos_ids = eos_token_ids(model, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids, default=0)
-    lengths = [len(p) + r.max_new_tokens for p, r in zip(prompts, requests)]
-    for batch in plan_batches(lengths, max_rows=max_rows, token_budget=token_budget):
-        rows = [_Row(i, requests[i]) for i in batch.indices]
-        width = max(len(prompts[i]) for i in batch.indices)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(batch.indices):
-            n = len(prompts[i])
-            input_ids[r, width - n:] = torch.tensor(prompts[i])
-            attention[r, width - n:] = 1
-        input_ids, attention = input_ids.to(device), attention.to(device)
-        # Positions as transformers' generate computes them for left padding.
-        positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
-        cache = DynamicCache(config=model.config)
-        cache_arg = {cache_keyword(model): cache}
-        with torch.inference_mode():
-            logits = model(
-                input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                use_cache=True, logits_to_keep=1, **cache_arg,
-            ).logits[:, -1]
-            next_positions = positions[:, -1] + 1
-            while True:
-                tokens = logits.float().argmax(dim=-1)
-                keep: list[int] = []
-                for r, (row, token) in enumerate(zip(rows, tokens.tolist())):
-                    row.push(token, tokenizer, eos_ids)
-                    if row.finish is None:
-                        keep.append(r)
-                    else:
-                        yield row.index, row.result()
-                        if progress is not None:
-                            progress(1)
-                if not keep:
-                    break
-                if len(keep) < len(rows):
-                    # Finished rows leave the batch: drop their cache rows and mask rows.
-                    selected = torch.tensor(keep, device=device)
-                    cache.batch_select_indices(selected)
-                    rows = [rows[r] for r in keep]
-                    tokens, attention, next_positions = tokens[selected], attention[selected], next_positions[selected]
-                attention = torch.cat([attention, attention.new_ones((len(rows), 1))], dim=1)
-                logits = model(
-                    input_ids=tokens[:, None], attention_mask=attention, position_ids=next_positions[:, None],
-                    use_cache=True, **cache_arg,
-                ).logits[:, -1]
-                next_positions = next_positions + 1
+    """Generate for every request; yield (index in `requests`, result) as each row finishes.
+
+    max_rows: the number of slots (rows decoded together).
+    token_budget: the most cache columns x rows the running rows may need at once.
+    """
+    if max_rows < 1:
+        raise ValueError("max_rows must be at least 1")
+    scheduler = _Scheduler(
+        model, tokenizer, requests, max_rows, token_budget, max_length, stats if stats is not None else GenerationStats()
+    )
+    for row in scheduler.run():
+        yield row.index, row.result()
+        if progress is not None:
+            progress(1)

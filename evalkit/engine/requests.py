@@ -45,11 +45,13 @@ class LoglikelihoodResult:
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """Greedy continuation of `prompt`.
+    """A continuation of `prompt`: greedy, or sampled when temperature > 0.
 
     chat: wrap the prompt as one user message in the model's chat template (with `system` as the
         system message when given) and open the assistant's turn.
     stop: the completion ends before the first occurrence of any of these strings.
+    temperature, top_p, top_k: sampling (temperature 0: greedy; see engine/sampling.py).
+    seed: the request's own random stream; sampled tokens depend on it, never on the batch.
     """
 
     prompt: str
@@ -57,6 +59,10 @@ class GenerateRequest:
     stop: tuple[str, ...] = ()
     chat: bool = False
     system: str | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0
 
 
 FinishReason = Literal["stop", "eos", "length"]

@@ -2,16 +2,19 @@
 do not depend on its batch.
 
 A few canary requests (some sharing a prefix, some not, of different lengths) are scored one at a
-time, all together, and all together in reverse order; the three must agree bit for bit.
+time, all together, and all together in reverse order; the three must agree bit for bit. The
+generation canaries (greedy and seeded sampling) are generated the same three ways and must agree
+token for token.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 from typing import Any
 
-from evalkit.engine.requests import LoglikelihoodRequest, LoglikelihoodResult
+from evalkit.engine.requests import GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult
 
 _PREAMBLE = "Here are some facts, one per line.\n\n" + "".join(
     f"Fact {i}: the number {i} is {'even' if i % 2 == 0 else 'odd'}.\n" for i in range(1, 13)
@@ -63,4 +66,31 @@ def invariance_self_test(engine: Any) -> dict[str, Any]:
         "bit_identical": alone == together == reversed_,
         "max_abs_diff": max(gaps),
         "results_sha256": results_digest(together),
+    }
+
+
+GENERATION_CANARIES: tuple[GenerateRequest, ...] = (
+    GenerateRequest("The capital of France is", max_new_tokens=12),
+    GenerateRequest("Question: what is two plus two?\nAnswer:", max_new_tokens=8, stop=("\n",)),
+    GenerateRequest(_PREAMBLE + "Fact 13: the number 13 is", max_new_tokens=10),
+    GenerateRequest("Once upon a time", max_new_tokens=16, temperature=1.0, top_p=0.9, seed=1),
+    GenerateRequest("A list of colours: red, green,", max_new_tokens=16, temperature=0.7, top_k=20, seed=2),
+    GenerateRequest("Hello", max_new_tokens=6),
+)
+
+
+def generation_self_test(engine: Any) -> dict[str, Any]:
+    """Generate the canaries one slot at a time, all together, and all together in reverse order;
+    greedy and seeded-sampling outputs must agree token for token."""
+    alone = [engine.generate([request], max_rows=1)[0] for request in GENERATION_CANARIES]
+    together = engine.generate(list(GENERATION_CANARIES))
+    reversed_ = engine.generate(list(GENERATION_CANARIES[::-1]))[::-1]
+    tokens = [[list(r.token_ids) for r in results] for results in (alone, together, reversed_)]
+    digest = hashlib.sha256(json.dumps(tokens[1]).encode("utf-8")).hexdigest()
+    return {
+        "canaries": len(GENERATION_CANARIES),
+        "slots": [1, engine.settings.max_rows],
+        "orders": ["forward", "reversed"],
+        "identical": tokens[0] == tokens[1] == tokens[2],
+        "tokens_sha256": digest,
     }

@@ -1,0 +1,176 @@
+"""The generation engine's contract: continuous batching changes speed, never tokens.
+
+Greedy outputs equal transformers' greedy `generate` on each prompt alone, whatever the number of
+slots and the order of the requests; sampled outputs depend on each request's seed only.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig, MistralForCausalLM
+
+from evalkit.engine import Engine, EngineSettings, GenerateRequest
+from evalkit.engine.generate import prompt_ids
+from evalkit.engine.sampling import SamplingParams, TokenStream, sample_token
+
+WORDS = "the quick brown fox jumps over the lazy dog while a cat sleeps in the warm sun".split()
+
+
+def _prompts(n: int) -> list[str]:
+    """Prompts of 1 to ~40 tokens, in no particular length order."""
+    return [" ".join(WORDS[(7 * i) % len(WORDS):] + WORDS[: (5 * i) % 11]) for i in range(n)]
+
+
+# Twenty requests whose rows end at different steps: limits from 3 to 41 tokens, some stop strings.
+REQUESTS = [
+    GenerateRequest(p, max_new_tokens=3 + (11 * i) % 39, stop=(" the",) if i % 5 == 0 else ())
+    for i, p in enumerate(_prompts(20))
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
+    return model, tokenizer
+
+
+def hf_greedy(model, tokenizer, request: GenerateRequest) -> list[int]:
+    """transformers' greedy generate on the prompt alone, to the token limit (no stop strings)."""
+    ids = torch.tensor([prompt_ids(tokenizer, request, 512)])
+    return model.generate(
+        ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=request.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+    )[0, ids.shape[1]:].tolist()
+
+
+def generate(model, tokenizer, requests, slots: int, **settings):
+    return Engine(model, tokenizer, EngineSettings(max_rows=slots, **settings)).generate(requests)
+
+
+@pytest.fixture(scope="module")
+def expected(tiny):
+    model, tokenizer = tiny
+    return [hf_greedy(model, tokenizer, r) for r in REQUESTS]
+
+
+@pytest.mark.parametrize("slots", [1, 4, 16])
+def test_greedy_tokens_equal_transformers_generate_for_any_slot_count(tiny, expected, slots):
+    model, tokenizer = tiny
+    results = generate(model, tokenizer, REQUESTS, slots)
+    for request, result, reference in zip(REQUESTS, results, expected):
+        n = len(result.token_ids)
+        assert list(result.token_ids) == reference[:n]
+        if result.finish_reason == "length":
+            assert n == request.max_new_tokens
+        elif result.finish_reason == "stop":
+            assert any(s in tokenizer.decode(reference[:n]) for s in request.stop)
+            assert not any(s in result.text for s in request.stop)
+
+
+def test_reversed_order_gives_the_same_outputs(tiny):
+    model, tokenizer = tiny
+    forward = generate(model, tokenizer, REQUESTS, 4)
+    backward = generate(model, tokenizer, REQUESTS[::-1], 4)[::-1]
+    assert forward == backward
+
+
+def test_slots_are_refilled_as_rows_finish(tiny, monkeypatch):
+    """With 4 slots and 20 requests, new prompts are prefilled while other rows are mid-decode."""
+    model, tokenizer = tiny
+    widths: list[tuple[int, int]] = []
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def spy(*args, **kwargs):
+        ids = kwargs["input_ids"]
+        widths.append((ids.shape[0], ids.shape[1]))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", spy)
+    generate(model, tokenizer, REQUESTS, 4)
+    prefills = [w for w in widths if w[1] > 1]
+    decode_rows = [w[0] for w in widths if w[1] == 1]
+    assert len(prefills) >= 5  # 20 prompts enter through at most 4 slots
+    assert max(decode_rows) == 4 and sum(decode_rows) < 4 * len(decode_rows)
+
+
+def test_token_budget_limits_the_running_rows(tiny, expected):
+    model, tokenizer = tiny
+    results = generate(model, tokenizer, REQUESTS, 16, token_budget=120)
+    assert [list(r.token_ids) for r in results] == [e[: len(r.token_ids)] for r, e in zip(results, expected)]
+
+
+def test_sliding_window_models_fall_back_to_batch_by_batch(tiny_tokenizer_dir):
+    """A cache that is not plain full attention cannot be merged; the engine still gives generate's tokens."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir, local_files_only=True)
+    config = MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=128, max_position_embeddings=512, sliding_window=16,
+        initializer_range=0.2, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = MistralForCausalLM(config).eval()
+    requests = [GenerateRequest(p, max_new_tokens=20) for p in _prompts(6)]
+    results = generate(model, tokenizer, requests, 4)
+    for request, result in zip(requests, results):
+        reference = hf_greedy(model, tokenizer, request)
+        assert list(result.token_ids) == reference[: len(result.token_ids)]
+
+
+# --- sampling ---------------------------------------------------------------------------------------
+
+SAMPLED = [
+    GenerateRequest(p, max_new_tokens=16, temperature=1.5, top_p=0.95, top_k=50, seed=1000 + i)
+    for i, p in enumerate(_prompts(10))
+]
+
+
+def test_sampled_outputs_do_not_depend_on_the_batch(tiny):
+    model, tokenizer = tiny
+    alone = generate(model, tokenizer, SAMPLED, 1)
+    together = generate(model, tokenizer, SAMPLED, 16)
+    reversed_ = generate(model, tokenizer, SAMPLED[::-1], 3)[::-1]
+    assert alone == together == reversed_
+
+
+def test_the_seed_drives_the_sample(tiny):
+    model, tokenizer = tiny
+    base = SAMPLED[0]
+    texts = {
+        generate(model, tokenizer, [GenerateRequest(**{**base.__dict__, "seed": seed})], 1)[0].token_ids
+        for seed in range(6)
+    }
+    assert len(texts) > 1  # different seeds, different samples
+    again = generate(model, tokenizer, [base], 1)[0]
+    assert again == generate(model, tokenizer, [base], 1)[0]
+
+
+def test_top_k_one_is_greedy(tiny):
+    model, tokenizer = tiny
+    request = REQUESTS[3]
+    sampled = GenerateRequest(**{**request.__dict__, "temperature": 0.7, "top_k": 1, "seed": 5})
+    assert generate(model, tokenizer, [sampled], 1)[0].token_ids == generate(model, tokenizer, [request], 1)[0].token_ids
+
+
+def test_sample_token_inverts_the_cdf_in_a_fixed_order():
+    logits = torch.log(torch.tensor([0.1, 0.4, 0.2, 0.3]))
+    params = SamplingParams(temperature=1.0)
+    # Sorted descending: token 1 (0.4), 3 (0.3), 2 (0.2), 0 (0.1); cumulative 0.4, 0.7, 0.9, 1.0.
+    picks = [sample_token(logits, params, u) for u in (0.0, 0.39, 0.41, 0.69, 0.71, 0.89, 0.91, 0.999)]
+    assert picks == [1, 1, 3, 3, 2, 2, 0, 0]
+    # top_p 0.65 keeps tokens 1 and 3 (0.4 + 0.3 reaches it), renormalised to 4/7 and 3/7.
+    assert [sample_token(logits, SamplingParams(1.0, top_p=0.65), u) for u in (0.5, 0.6)] == [1, 3]
+    assert {sample_token(logits, SamplingParams(1.0, top_k=2), u) for u in (0.0, 0.99)} == {1, 3}
+    # Ties go to the lower token id.
+    assert sample_token(torch.zeros(3), params, 0.0) == 0
+
+
+def test_token_stream_is_a_function_of_the_seed():
+    a, b, c = TokenStream(7), TokenStream(7), TokenStream(8)
+    draws = [a.uniform() for _ in range(5)]
+    assert draws == [b.uniform() for _ in range(5)]
+    assert draws != [c.uniform() for _ in range(5)]
