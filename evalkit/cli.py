@@ -83,6 +83,7 @@ def run(
     model: Optional[str] = typer.Option(None, "--model", help="Local checkpoint: a Hugging Face folder with safetensors, a .gguf file, or 'default' for the installed SmolLM2-135M-Instruct."),
     suite: Optional[List[str]] = typer.Option(None, "--suite", help="Suite to run: a bundled name (see `evalkit suites`), a folder or a suite pack file; NAME:5shot sets the few-shot count. Repeatable; replaces the config's suites."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for the report (created; must be empty or absent)."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Local judge model (a checkpoint like --model, or 'default'): after the suites it judges the answers of refusal and strongreject suites; the report gives its verdicts and its agreement with the rule-based classifier."),
     key: Optional[Path] = typer.Option(None, "--key", help="Private key file (from `evalkit keygen`) to sign the report with."),
     passphrase_env: Optional[str] = typer.Option(None, "--passphrase-env", help=f"Environment variable holding the key's passphrase (default: ${PASSPHRASE_ENV}, else a prompt)."),
     config: Optional[str] = typer.Option(None, "--config", help="Run profile: a YAML file or a bundled profile name (quick, standard)."),
@@ -91,15 +92,18 @@ def run(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (bf16 on recent CUDA, fp16 on older CUDA, fp32 on CPU), float32, bfloat16 or float16."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Most rows in one batch (default 32)."),
     token_budget: Optional[int] = typer.Option(None, "--token-budget", min=64, help="Most tokens (rows x padded length) in one batch (default: from free GPU memory on CUDA, 16384 on CPU)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Run seed, recorded in the report (default 1234)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Run seed: drives sampled generations; recorded in the report (default 1234)."),
+    system_prompt: Optional[str] = typer.Option(None, "--system-prompt", help="System message for every chat suite, replacing the suite's own."),
     show_harmful: bool = typer.Option(False, "--show-harmful", help="Store completions to harmful prompts in full instead of as digests."),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickled .bin checkpoints (they can run code when loaded)."),
     trust: Optional[List[Path]] = typer.Option(None, "--trust", help="Public key trusted to sign suite packs; repeatable."),
     require_signed_suites: bool = typer.Option(False, "--require-signed-suites", help="Refuse any suite that is not a pack signed by a --trust key."),
     nondeterministic: bool = typer.Option(False, "--nondeterministic", help="Pad batches to their longest row instead of fixed length buckets: a little faster, but per-sample numbers may then depend on batch size and order."),
+    perf: Optional[List[str]] = typer.Option(None, "--perf", help="Performance suites: KEY=VALUE replacing the grid or timing, e.g. batch_sizes=1,8,32, prompt_lengths=128,2048, new_tokens=128, warmup=1, repeats=5. Repeatable; replaces a profile's perf block."),
 ) -> None:
     """Run suites on a local model and write report.json, samples.jsonl, report.md (and a signature)."""
     from evalkit.config import SuiteSpec, load_config
+    from evalkit.perf.grid import parse_perf_options
     from evalkit.runner import run_evaluation
     from evalkit.suite.registry import parse_suite_ref
     from evalkit.trust import load_signing_key
@@ -112,6 +116,7 @@ def run(
             suites.append(SuiteSpec(suite=name, fewshot=shots))
     overrides = {
         "model": _model_path(model) if model else None,
+        "judge": _model_path(judge) if judge else None,
         "suites": suites,
         "limit": limit,
         "device": device,
@@ -119,16 +124,22 @@ def run(
         "batch_size": batch_size,
         "token_budget": token_budget,
         "seed": seed,
+        "system_prompt": system_prompt,
         "show_harmful": show_harmful or None,
         "allow_pickle": allow_pickle or None,
         "deterministic": False if nondeterministic else None,
         "trust": tuple(str(p) for p in trust) if trust else None,
         "require_signed_suites": require_signed_suites or None,
+        "perf": parse_perf_options(perf or []),
     }
     run_config = load_config(config, overrides)
     keys = [load_signing_key(key, _passphrase(key, passphrase_env))] if key else []
     outcome = run_evaluation(run_config, out_dir, signing_keys=keys, progress=RichProgress())
     _print_summary(outcome.report)
+    from evalkit.judge.agreement import judge_lines
+
+    for line in judge_lines(outcome.report):
+        out.print(line, soft_wrap=True)
     out.print(f"report: {out_dir / 'report.md'} and {out_dir / 'report.html'}")
     if outcome.signed_by:
         out.print(f"signed by key {outcome.signed_by[0][:16]}… -> {out_dir / 'report.dsse.json'}")
@@ -137,6 +148,8 @@ def run(
 
 
 def _print_summary(report: dict) -> None:
+    from evalkit.perf import tables as perf_tables
+
     table = Table(title=f"{report['model']['name']} ({report['precision']['dtype']}, {report['precision']['device']})")
     for column in ("suite", "metric", "value", "± stderr", "n"):
         table.add_column(column)
@@ -144,6 +157,8 @@ def _print_summary(report: dict) -> None:
         for name, entry in suite["results"].items():
             value = "n/a" if entry["value"] is None else f"{100 * entry['value']:.1f}%"
             stderr = "" if entry["stderr"] is None else f"{100 * entry['stderr']:.1f}"
+            if perf_tables.is_performance(suite):  # tok/s, ms, MiB per grid point: see report.md
+                value, stderr = perf_tables.summary_text(suite, name, entry), ""
             table.add_row(suite["ref"], name, value, stderr, str(entry["n"]))
     out.print(table)
     out.print(f"{report['samples']['rows']} samples in {report['timing']['seconds']:.1f} s")

@@ -24,6 +24,8 @@ import numpy as np
 
 from evalkit import report as files
 from evalkit.errors import ConfigError, ReportError
+from evalkit.perf import diff as perf_diff
+from evalkit.perf import tables as perf_tables
 from evalkit.report.files import read_jsonl
 from evalkit.report.samples import metric_specs
 from evalkit.scoring.aggregate import MetricSpec
@@ -184,6 +186,8 @@ def compare_reports(a: Path, b: Path, *, n_boot: int = 2000, seed: int = 1234) -
     warnings: list[str] = []
     suites = [
         _compare_suite(s, suites_b[s["ref"]], rows_a, rows_b, n_boot, seed, warnings)
+        if not perf_tables.is_performance(s)  # timings: A, B and B / A, no interval (evalkit/perf/diff.py)
+        else perf_diff.compare_suite(s, suites_b[s["ref"]], rows_a, rows_b, warnings)
         for s in report_a["suites"] if s["ref"] in suites_b
     ]
     only_a = [r for r in refs_a if r not in suites_b]
@@ -266,4 +270,5 @@ def format_comparison(result: Mapping[str, Any], *, width: int = 120) -> str:
     tail = f"unpaired samples: {unpaired['a_only']} only in A, {unpaired['b_only']} only in B"
     if result["warnings"]:
         tail += f"; {len(result['warnings'])} WARNING(S) above"
-    return "\n".join(lines) + "\n\n" + buffer.getvalue().rstrip() + "\n\n" + tail + "\n"
+    measured = perf_diff.format_measurements(result)
+    return "\n".join(lines) + "\n\n" + buffer.getvalue().rstrip() + "\n\n" + measured + tail + "\n"

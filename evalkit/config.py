@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalkit.errors import ConfigError
 from evalkit.paths import bundled_configs_dir
+from evalkit.perf.grid import PerfOverride
 
 
 class SuiteSpec(BaseModel):
@@ -39,6 +40,9 @@ class RunConfig(BaseModel):
     profile: str | None = Field(default=None, description="the profile file's name, if any")
     description: str = ""
     model: str | None = Field(default=None, description="local checkpoint folder or .gguf file")
+    judge: str | None = Field(
+        default=None, description="local checkpoint of a judge model for refusal/strongreject suites (evalkit/judge/)"
+    )
     suites: tuple[SuiteSpec, ...] = Field(min_length=1)
     device: Literal["auto", "cpu", "cuda"] | str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -47,9 +51,15 @@ class RunConfig(BaseModel):
         default=None, ge=64, description="most tokens (rows x length) in one batch; None: from free memory"
     )
     limit: int | None = Field(default=None, ge=1, description="caps every suite's sample count")
-    seed: int = Field(default=1234, ge=0)
+    seed: int = Field(default=1234, ge=0, description="drives every sampled generation (per-sample streams)")
+    system_prompt: str | None = Field(
+        default=None, description="system message for every chat suite, replacing the suite's own"
+    )
     deterministic: bool = Field(
         default=True, description="fixed shapes: per-sample numbers independent of batch size and order"
+    )
+    backend: Literal["evalkit", "vllm"] = Field(
+        default="evalkit", description="the engine: evalkit's own, or vLLM (pip install 'evalkit[vllm]'; CUDA only)"
     )
     trust: tuple[str, ...] = Field(default=(), description="public keys trusted to sign suite packs")
     require_signed_suites: bool = Field(
@@ -57,6 +67,9 @@ class RunConfig(BaseModel):
     )
     show_harmful: bool = False
     allow_pickle: bool = False
+    perf: PerfOverride | None = Field(
+        default=None, description="replaces a performance suite's grid or timing settings (evalkit/perf/grid.py)"
+    )
 
     def suite_limit(self, spec: SuiteSpec) -> int | None:
         limits = [x for x in (spec.limit, self.limit) if x is not None]

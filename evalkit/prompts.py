@@ -12,6 +12,7 @@ lm-evaluation-harness's `first_n` sampler.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -54,7 +55,18 @@ def target_index(manifest: SuiteManifest, fields: Mapping[str, Any]) -> int:
     raw = fields[manifest.target.field]
     if manifest.target.type == "index":
         return int(raw)
+    if manifest.target.type == "labels":
+        return [int(label) for label in raw].index(1)  # the first true choice (what a shot shows)
     return [c.strip() for c in choice_texts(manifest, fields)].index(str(raw).strip())
+
+
+def row_target(manifest: SuiteManifest, fields: Mapping[str, Any]) -> int | list[int]:
+    """What a multiple-choice row records as its target: the 0/1 labels of a `labels` target
+    (the mc2 scorer reads them all), else the correct choice's index."""
+    assert manifest.target is not None
+    if manifest.target.type == "labels":
+        return [int(label) for label in fields[manifest.target.field]]
+    return target_index(manifest, fields)
 
 
 def target_text(manifest: SuiteManifest, fields: Mapping[str, Any]) -> str:
@@ -98,15 +110,35 @@ def build_context(suite: Suite, sample: Sample, k: int) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class PromptedSample:
-    """A sample and the requests it needs: one per choice (multiple choice) or one generation."""
+    """A sample and the requests it needs: one per choice (multiple choice), or the suite's
+    `generation.samples` generations (usually one) of the same prompt with different seeds."""
 
     sample: Sample
     prompt: str
     loglikelihood: tuple[LoglikelihoodRequest, ...] = ()
-    generate: GenerateRequest | None = None
+    generations: tuple[GenerateRequest, ...] = ()
+
+    @property
+    def generate(self) -> GenerateRequest | None:
+        return self.generations[0] if self.generations else None
 
 
-def build_requests(suite: Suite, samples: Sequence[Sample], fewshot: int) -> list[PromptedSample]:
+def sample_seed(run_seed: int, suite_name: str, sample_id: str, repeat: int) -> int:
+    """The seed of one generation's random stream: a function of the run seed and the sample's
+    identity only, so a sampled completion never depends on which samples shared its batch."""
+    digest = hashlib.sha256(f"{run_seed}\x1f{suite_name}\x1f{sample_id}\x1f{repeat}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # 63 bits: torch.Generator takes a signed int64
+
+
+def build_requests(
+    suite: Suite,
+    samples: Sequence[Sample],
+    fewshot: int,
+    *,
+    run_seed: int = 0,
+    system_prompt: str | None = None,
+) -> list[PromptedSample]:
+    """system_prompt: replaces the suite's own system message in chat suites (RunConfig.system_prompt)."""
     manifest = suite.manifest
     prompted: list[PromptedSample] = []
     for sample in samples:
@@ -122,12 +154,20 @@ def build_requests(suite: Suite, samples: Sequence[Sample], fewshot: int) -> lis
             prompted.append(PromptedSample(sample, context, loglikelihood=requests))
         else:
             gen = manifest.generation_or_default
-            request = GenerateRequest(
-                prompt=context,
-                max_new_tokens=gen.max_new_tokens,
-                stop=tuple(gen.stop),
-                chat=manifest.prompt.chat,
-                system=manifest.prompt.system,
+            system = system_prompt if system_prompt is not None else manifest.prompt.system
+            generations = tuple(
+                GenerateRequest(
+                    prompt=context,
+                    max_new_tokens=gen.max_new_tokens,
+                    stop=tuple(gen.stop),
+                    chat=manifest.prompt.chat,
+                    system=system if manifest.prompt.chat else None,
+                    temperature=gen.temperature,
+                    top_p=gen.top_p,
+                    top_k=gen.top_k,
+                    seed=sample_seed(run_seed, manifest.name, sample.id, repeat),
+                )
+                for repeat in range(gen.samples)
             )
-            prompted.append(PromptedSample(sample, context, generate=request))
+            prompted.append(PromptedSample(sample, context, generations=generations))
     return prompted

@@ -32,8 +32,10 @@ from evalkit import report as files
 from evalkit.config import RunConfig
 from evalkit.errors import ConfigError, ModelError, ReportError, VerificationError
 from evalkit.fileio import DuplicateKeyError, reject_duplicate_keys
+from evalkit.perf import diff as perf_diff
+from evalkit.perf import tables as perf_tables
 from evalkit.report.files import json_text, sha256_file
-from evalkit.report.samples import metric_specs, rescore, suite_results, text_sha256
+from evalkit.report.samples import completion_digest_problems, metric_specs, rescore, suite_results
 from evalkit.runner import Progress, SilentProgress, run_evaluation
 from evalkit.trust import PREDICATE_TYPE_REPORT, VerifyKey, parse_statement, read_envelope, verify_envelope
 from evalkit.trust.merkle import inclusion_proof, jsonl_leaves, merkle_root, verify_inclusion
@@ -213,6 +215,8 @@ def _compare_suite(
     original: Mapping[tuple[str, str], tuple[bytes, dict[str, Any]]],
     rerun: Mapping[tuple[str, str], tuple[bytes, dict[str, Any]]],
 ) -> dict[str, Any]:
+    if perf_tables.is_performance(entry):  # timings are measurements: evalkit/perf/diff.py
+        return perf_diff.reproduce_suite(entry, original, rerun)
     ref = entry["ref"]
     mine = [k for k in original if k[0] == ref]
     theirs = [k for k in rerun if k[0] == ref]
@@ -263,6 +267,12 @@ def _compare_suite(
 def _summary(identical: bool, details: Mapping[str, Any], checked: str) -> str:
     suites = details["suites"]
     total = sum(s["rows_original"] for s in suites.values())
+    measured = perf_diff.reproduce_note(suites)
+    if identical and measured:
+        return (
+            f"identical: all {total} samples of {len(suites)} suite run(s) are the report's, bit for bit apart from "
+            f"the timings of performance suites ({measured}); suite digests match; {checked}"
+        )
     if identical:
         return (
             f"identical: all {total} samples of {len(suites)} suite run(s) are bit for bit the report's "
@@ -334,6 +344,8 @@ def compare_runs(
         now = (rerun_report.get("environment") or {}).get(name)
         if was != now:
             notes.append(f"{name} differs: {was} then, {now} now")
+    # A performance row's timings differ on every run; its other content must not (evalkit/perf/diff.py).
+    same_bytes = digests["original_file"] == digests["rerun"] or perf_diff.same_apart_from_timings(report, original, rerun)
     details: dict[str, Any] = {
         "signature": checked,
         "suites": suites,
@@ -341,10 +353,10 @@ def compare_runs(
         "max_abs_delta_loglikelihood": max_delta,
         "max_delta_at": max_at,
         "samples_sha256": digests,
-        "order_differs": same_rows and digests["original_file"] != digests["rerun"],
+        "order_differs": same_rows and not same_bytes,
         "notes": notes,
     }
-    identical = same_rows and digests["original_file"] == digests["rerun"] and all(
+    identical = same_rows and same_bytes and all(
         s["digest_match"] for s in suites.values()
     )
     return ReproduceResult(identical=identical, summary=_summary(identical, details, checked), details=details)
@@ -544,8 +556,7 @@ def verify_disclosure(disclosure: Mapping[str, Any], keys: Sequence[VerifyKey], 
         failures.append(f"row names suite run {row.get('suite')!r}, which the signed report does not list")
     if row and suite is not None:
         try:
-            if "completion" in row and text_sha256(row["completion"]) != row["completion_sha256"]:
-                failures.append("row's completion does not match its recorded completion_sha256")
+            failures.extend(f"row's {problem}" for problem in completion_digest_problems(row))
             values = rescore(row, suite["scorer"])
             if values is None:
                 notes.append("values not recomputed (the completion is stored as a digest)")

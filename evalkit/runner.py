@@ -18,11 +18,13 @@ from evalkit import report as files
 from evalkit.config import RunConfig, SuiteSpec
 from evalkit.engine import Engine, EngineSettings
 from evalkit.engine.memory import choose_token_budget
-from evalkit.engine.selftest import invariance_self_test
+from evalkit.engine.selftest import generation_self_test, invariance_self_test
 from evalkit.environment import describe_environment, git_commit
+from evalkit.judge.agreement import add_judge_fields
+from evalkit.judge.run import check_judge_plan, run_judge
 from evalkit.errors import ConfigError, ReportError, VerificationError
 from evalkit.model import LoadedModel, build_manifest, choose_precision, list_model_files, load_model
-from evalkit.prompts import build_requests, choice_texts, target_index, target_text
+from evalkit.prompts import build_requests, choice_texts, row_target, target_text
 from evalkit.report.files import Journal, canonical, json_line, json_text, read_jsonl, write_atomic, write_lines_atomic
 from evalkit.report.html import REPORT_HTML, render_html
 from evalkit.report.markdown import render_markdown
@@ -30,6 +32,8 @@ from evalkit.report.samples import generation_row, multiple_choice_row, suite_re
 from evalkit.scoring.refusal import CLASSIFIER_VERSION
 from evalkit.suite import Sample, Suite, load_suite
 from evalkit.paths import cache_dir
+from evalkit.perf import grid as perf_grid
+from evalkit.perf.measure import run_perf_suite
 from evalkit.suite.pack import load_suite_ref
 from evalkit.trust import PAYLOAD_TYPE_INTOTO, PREDICATE_TYPE_REPORT, SigningKey, build_statement, load_verify_key
 from evalkit.trust import resource
@@ -107,7 +111,7 @@ def plan_suites(config: RunConfig) -> list[PlannedSuite]:
             most = fewshot_cfg.max if fewshot_cfg else 0
             raise ConfigError(f"suite {suite.name!r} allows at most {most} few-shot examples, not {fewshot}")
         stratum = suite.manifest.group_by[0] if suite.manifest.group_by else None
-        samples = select_samples(suite.eval_samples, config.suite_limit(spec), stratum)
+        samples = select_samples(perf_grid.eval_samples(suite, config.perf), config.suite_limit(spec), stratum)
         planned.append(PlannedSuite(spec, suite, fewshot, samples, pack))
     return planned
 
@@ -120,11 +124,15 @@ def _is_harmful(suite: Suite, sample: Sample) -> bool:
 
 
 def _run_suite(
-    planned: PlannedSuite, engine: Engine, journal: Journal, config: RunConfig, progress: Progress
+    planned: PlannedSuite, engine: Engine, journal: Journal, config: RunConfig, progress: Progress,
+    completions: dict[tuple[str, int], str] | None = None,
 ) -> None:
+    """completions: filled with (suite ref, row index) -> completion, for the judge pass."""
     suite, manifest = planned.suite, planned.suite.manifest
     ref = planned.spec.ref
-    prompted = build_requests(suite, planned.samples, planned.fewshot)
+    prompted = build_requests(
+        suite, planned.samples, planned.fewshot, run_seed=config.seed, system_prompt=config.system_prompt
+    )
     if manifest.kind == "multiple_choice":
         flat = [(s, c) for s, p in enumerate(prompted) for c in range(len(p.loglikelihood))]
         requests = [prompted[s].loglikelihood[c] for s, c in flat]
@@ -140,21 +148,44 @@ def _run_suite(
                     fields = item.sample.fields
                     journal.append(multiple_choice_row(
                         ref, s, item.sample, item.prompt, choice_texts(manifest, fields),
-                        target_index(manifest, fields), [got[k] for k in range(len(got))], manifest.scorer,
+                        row_target(manifest, fields), [got[k] for k in range(len(got))], manifest.scorer,
                     ))
     else:
-        requests = [p.generate for p in prompted if p.generate is not None]
+        flat = [(s, k) for s, p in enumerate(prompted) for k in range(len(p.generations))]
+        requests = [prompted[s].generations[k] for s, k in flat]
+        done: dict[int, dict[int, Any]] = {}
         with progress.task(f"{ref}: generating {len(requests)} answers", len(requests)) as advance:
             for index, result in engine.iter_generate(requests, advance):
-                item = prompted[index]
+                s, k = flat[index]
+                got = done.setdefault(s, {})
+                got[k] = result
+                item = prompted[s]
+                if len(got) < len(item.generations):
+                    continue
+                del done[s]
+                results = [got[k] for k in range(len(got))]
+                if completions is not None and len(results) == 1:  # in memory: the row may keep only a digest
+                    completions[(ref, s)] = results[0].text
                 target = target_text(manifest, item.sample.fields).strip() if manifest.target else None
                 journal.append(generation_row(
-                    ref, index, item.sample, item.prompt, result, manifest.scorer, target,
+                    ref, s, item.sample, item.prompt, results, manifest.scorer, target,
                     harmful=_is_harmful(suite, item.sample), show_harmful=config.show_harmful,
                 ))
 
 
-def _suite_entry(planned: PlannedSuite, limit: int | None) -> dict[str, Any]:
+def _generation_entry(manifest: Any, config: RunConfig) -> dict[str, Any]:
+    """How a generation suite decoded: what a reader needs to judge or repeat its completions."""
+    gen = manifest.generation_or_default
+    system = config.system_prompt if config.system_prompt is not None else manifest.prompt.system
+    return {
+        **gen.model_dump(),
+        "chat": manifest.prompt.chat,
+        "system_prompt": system if manifest.prompt.chat else None,
+        "seeds": "sha256(run_seed, suite, sample id, repeat)" if gen.temperature > 0 else None,
+    }
+
+
+def _suite_entry(planned: PlannedSuite, limit: int | None, config: RunConfig) -> dict[str, Any]:
     manifest = planned.suite.manifest
     return {
         "ref": planned.spec.ref,
@@ -164,7 +195,7 @@ def _suite_entry(planned: PlannedSuite, limit: int | None) -> dict[str, Any]:
         "source": str(planned.spec.suite),
         "kind": manifest.kind,
         "scorer": manifest.scorer,
-        "classifier": CLASSIFIER_VERSION if manifest.scorer == "refusal" else None,
+        "classifier": CLASSIFIER_VERSION if manifest.scorer in ("refusal", "strongreject") else None,
         "fewshot": planned.fewshot,
         "limit": limit,
         "n_samples": len(planned.samples),
@@ -173,6 +204,7 @@ def _suite_entry(planned: PlannedSuite, limit: int | None) -> dict[str, Any]:
         "citation": manifest.citation,
         "group_by": list(manifest.group_by),
         "metric_specs": [m.model_dump() for m in manifest.metrics],
+        "generation": _generation_entry(manifest, config) if manifest.kind == "generation" else None,
         "pack": None if planned.pack is None else {
             "sha256": planned.pack["pack_sha256"],
             "file": planned.pack["pack_file"],
@@ -213,6 +245,8 @@ def run_evaluation(
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     planned = plan_suites(config)
+    scorers = {p.spec.ref: p.suite.manifest.scorer for p in planned}
+    check_judge_plan(config.judge, scorers)  # a missing judge or nothing to judge fails before any loading
     choose_precision(config.device, config.dtype)  # a bad --device/--dtype fails before any loading
     prepare_out_dir(out_dir)
     model_path = Path(config.model)
@@ -229,20 +263,31 @@ def run_evaluation(
     journal_path = out_dir / files.SAMPLES_JOURNAL
     journal = Journal(journal_path)
     suite_seconds: dict[str, float] = {}
+    completions: dict[tuple[str, int], str] = {}
     try:
         for item in planned:
             t0 = time.time()
-            _run_suite(item, engine, journal, config, progress)
+            if item.suite.manifest.kind == perf_grid.KIND:  # timed on the model itself, not the engine
+                timing = perf_grid.settings(item.suite, config.perf)
+                run_perf_suite(item.spec.ref, item.samples, timing, loaded, journal, progress)
+            else:
+                _run_suite(item, engine, journal, config, progress, completions)
             suite_seconds[item.spec.ref] = round(time.time() - t0, 3)
     finally:
         journal.close()
     with progress.task("invariance self-test", None):
         self_test = invariance_self_test(engine)
+        if any(item.suite.manifest.kind == "generation" for item in planned):
+            self_test["generation"] = generation_self_test(engine)
 
     # The journal is in completion order (which depends on batching); samples.jsonl is in suite
     # order, so its bytes, and its digest, depend only on what was computed.
     order = {item.spec.ref: position for position, item in enumerate(planned)}
     rows = sorted(read_jsonl(journal_path), key=lambda r: (order[r["suite"]], r["index"]))
+    # The judge reads the in-memory completions and adds its answer and values to the rows in place.
+    judge_entry = None if config.judge is None else run_judge(
+        config, rows, scorers, completions, model_path=model_path, loaded=loaded, manifest=manifest, progress=progress
+    )
     lines = [json_line(r) for r in rows]
     samples_sha256 = write_lines_atomic(out_dir / files.SAMPLES_JSONL, lines)
     # Root of a Merkle tree over the lines: one sample can be disclosed with a proof (evalkit disclose).
@@ -251,8 +296,11 @@ def run_evaluation(
 
     suites = []
     for item in planned:
-        entry = _suite_entry(item, config.suite_limit(item.spec))
+        entry = _suite_entry(item, config.suite_limit(item.spec), config)
+        add_judge_fields(entry, rows)  # the judge's metrics, agreement, or a note that it was needed
         entry["results"] = suite_results(entry, rows)
+        if entry["kind"] == perf_grid.KIND:
+            entry["performance"] = perf_grid.performance_entry([r for r in rows if r["suite"] == entry["ref"]])
         suites.append(entry)
     n_files = len(manifest.files)
     precision = loaded.precision
@@ -268,7 +316,7 @@ def run_evaluation(
             "token_budget": settings.token_budget,
             "token_budget_reason": budget.reason,
             "max_length": engine.max_length,
-            "generation": "greedy",
+            "generation": "continuous batching over max_rows slots; greedy, or seeded sampling per suite",
         },
         "determinism": {
             "mode": "deterministic" if config.deterministic else "fast",
@@ -291,6 +339,8 @@ def run_evaluation(
             "suite_seconds": suite_seconds,
         },
     }
+    if judge_entry is not None:
+        report["judge"] = judge_entry
     report = canonical(report)
     write_atomic(out_dir / files.MODEL_MANIFEST, json_text(manifest.to_dict()))
     write_atomic(out_dir / files.REPORT_JSON, json_text(report))
@@ -309,6 +359,8 @@ def report_statement(report: dict[str, Any]) -> dict[str, Any]:
     predicate is the report itself (which carries the digest of samples.jsonl)."""
     subjects = [resource(f"model:{report['model']['name']}", report["model"]["manifest_digest"])]
     subjects += [resource(f"suite:{s['name']}@{s['version']}", s["digest"]) for s in report["suites"]]
+    if report.get("judge"):  # the judge's weights are bound too: its verdicts are in the results
+        subjects.append(resource(f"judge:{report['judge']['name']}", report["judge"]["manifest_digest"]))
     subjects += [
         resource(f"suite-pack:{s['name']}@{s['version']}", s["pack"]["sha256"])
         for s in report["suites"] if s.get("pack")

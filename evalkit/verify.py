@@ -19,7 +19,9 @@ from evalkit.errors import EvalkitError, ModelError, VerificationError
 from evalkit.model import ModelManifest, build_manifest, verify_manifest
 from evalkit.report.files import json_text
 from evalkit.report.markdown import render_markdown
-from evalkit.report.samples import rescore, suite_results, text_sha256
+from evalkit.judge.checks import check_judge
+from evalkit.judge.parse import split_values
+from evalkit.report.samples import completion_digest_problems, rescore, suite_results
 from evalkit.suite import load_suite
 from evalkit.paths import cache_dir
 from evalkit.suite.pack import load_suite_ref
@@ -87,13 +89,13 @@ def _check_samples(out_dir: Path, report: dict[str, Any], failures: list[str]) -
         where = f"{files.SAMPLES_JSONL}:{number}"
         try:
             scorer = scorer_of[row["suite"]]
-            if "completion" in row and text_sha256(row["completion"]) != row["completion_sha256"]:
-                failures.append(f"{where}: completion does not match its recorded sha256")
+            failures.extend(f"{where}: {problem}" for problem in completion_digest_problems(row))
             values = rescore(row, scorer)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             failures.append(f"{where}: malformed row ({type(exc).__name__}: {exc})")
             continue
-        if values is not None and values != row["values"]:
+        # The judge's values are re-checked from its stored answer (check_judge), the rest here.
+        if values is not None and values != split_values(row["values"])[0]:
             failures.append(f"{where}: recorded values {row['values']} do not follow from its outputs ({values})")
     return rows
 
@@ -189,6 +191,7 @@ def verify_report(
     rows = _check_samples(out_dir, report, failures)
     if rows:
         _check_aggregates(report, rows, failures)
+        failures += check_judge(report, rows)
     suites_checked = _check_suites(report, failures, notes)
     model_note = _check_model(out_dir, report, model_path, failures, notes)
     if failures:
@@ -197,5 +200,6 @@ def verify_report(
         f"verified: signed by {threshold} of {len(keys)} trusted key(s); report.json, report.md and "
         f"{files.SAMPLES_JSONL} ({len(rows)} rows) match; metrics of {len(report['suites'])} suite run(s) recomputed; "
         f"suite data re-hashed ({', '.join(suites_checked) or 'none'}); {model_note}"
+        + (f"; {report['judge']['rows']} judge answers re-parsed and judge agreement recomputed" if report.get("judge") else "")
     )
     return Verdict(summary=summary, notes=tuple(notes))

@@ -38,24 +38,28 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing evalkit
-
-# No hub access, ever: set before anything imports huggingface_hub.
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ[_var] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (
+    OutOfTime,
+    body_parameters,
+    default_mem_limit_mb,
+    log,
+    measure_matmul,
+    synchronize,
+    time_limit,
+    warm_up,
+)
+from benchlib import (
+    spawn_worker as spawn_script_worker,
+)
 
 # name -> (bundled suite, few-shot examples, default item count). The defaults keep the whole run
 # under ten minutes on two CPU cores with SmolLM2-135M (about six there on a quiet machine): lm-eval
@@ -70,10 +74,6 @@ WORKLOADS: dict[str, tuple[str, int, int]] = {
 # Likely fastest on a CPU first, so that slower settings can be stopped early. On a CPU "auto"
 # probes 5 forward passes at 64 x the longest request before scoring anything.
 BASELINE_BATCH_SIZES = ("8", "32", "1", "auto")
-
-
-class OutOfTime(BaseException):
-    """Raised in a worker by SIGALRM; a BaseException so no `except Exception` swallows it."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,13 +168,7 @@ def count_useful_flops(model: Any, tokenizer: Any, requests: list[Any]) -> float
     """2 x non-embedding parameters x (distinct-context tokens + continuation tokens), plus
     2 x hidden x vocab per continuation token (the head). Tokens are split as lm-eval splits them:
     trailing spaces of the context belong to the continuation."""
-    skip = {
-        id(p)
-        for m in (model.get_input_embeddings(), model.get_output_embeddings())
-        if m is not None
-        for p in m.parameters()
-    }
-    body_params = sum(p.numel() for p in model.parameters() if id(p) not in skip)
+    body_params = body_parameters(model)
     hidden, vocab = model.config.hidden_size, model.config.vocab_size
 
     def n_tokens(text: str) -> int:
@@ -189,42 +183,6 @@ def count_useful_flops(model: Any, tokenizer: Any, requests: list[Any]) -> float
         continuation_tokens += max(1, n_tokens(r.context + r.continuation) - context_tokens[context])
     tokens = sum(context_tokens.values()) + continuation_tokens
     return 2.0 * body_params * tokens + 2.0 * hidden * vocab * continuation_tokens
-
-
-def warm_up(model: Any, device: str) -> None:
-    """One tiny forward outside the timed part, the same for both systems (first-call set-up)."""
-    import torch
-
-    with torch.inference_mode():
-        model(torch.ones((1, 8), dtype=torch.long, device=model.device))
-    synchronize(device)
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
-
-
-class time_limit:
-    """Raise OutOfTime in the block after `seconds` (None: no limit). SIGALRM, main thread only."""
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
-
-    def __enter__(self) -> None:
-        if self.seconds:
-            signal.signal(signal.SIGALRM, self._expire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.seconds:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-    @staticmethod
-    def _expire(signum: int, frame: object) -> None:
-        raise OutOfTime()
 
 
 def run_worker(opts: dict[str, Any]) -> int:
@@ -253,27 +211,7 @@ def run_worker(opts: dict[str, Any]) -> int:
 
 
 def spawn_worker(opts: dict[str, Any], workdir: Path, label: str) -> dict[str, Any]:
-    """Run one worker; its result, or {"failed": reason} with the end of its log."""
-    out, log = workdir / f"{label}.json", workdir / f"{label}.log"
-    opts = {**opts, "out": str(out)}
-    # The worker stops its own timed part (time_limit); this only catches a worker that hangs.
-    hard_limit = opts["time_limit"] + 600 if opts["time_limit"] else None
-    start = time.perf_counter()
-    with log.open("w") as stream:
-        try:
-            code = subprocess.run(
-                [sys.executable, __file__, "--worker", json.dumps(opts)],
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-                check=False,
-                timeout=hard_limit,
-            ).returncode
-        except subprocess.TimeoutExpired:
-            code = -1
-    if code != 0 or not out.is_file():
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        return {"failed": f"exit {code}: " + " | ".join(tail)}
-    return {**json.loads(out.read_text()), "wall_seconds": time.perf_counter() - start}
+    return spawn_script_worker(__file__, opts, workdir, label)
 
 
 def bench_workload(name: str, n_items: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -379,22 +317,6 @@ def summarise(name: str, items: list[tuple[int, int, int]], evalkit: dict, runs:
     return {"row": row, "extra": extra}
 
 
-def measure_matmul(device: str, dtype: str, size: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of the best of `repeats` size x size matmuls in `dtype` on `device`."""
-    import torch
-
-    a = torch.randn(size, size, dtype=getattr(torch, dtype), device=device)
-    b = torch.randn(size, size, dtype=getattr(torch, dtype), device=device)
-    best = math.inf
-    for _ in range(repeats + 2):  # the first two warm up
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
-
-
 def print_tables(results: dict[str, dict], summary: dict[str, Any], footer: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -465,21 +387,6 @@ def print_tables(results: dict[str, dict], summary: dict[str, Any], footer: str)
         )
     )
     console.print(footer)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def default_mem_limit_mb() -> int:
-    """70% of the memory available now: a runaway child fails to allocate, nothing gets killed."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(int(line.split()[1]) * 0.7 / 1024)
-    except OSError:
-        pass
-    return 0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

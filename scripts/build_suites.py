@@ -558,6 +558,20 @@ BUILDERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The safety and capability suites' builders (scripts/build_safety_suites.py,
+    # scripts/capability_suites.py) import this module's helpers,
+    # so they are loaded here rather than at import time, which would be circular.
+    from build_safety_suites import SAFETY_BUILDERS
+    from capability_suites import BUILDERS as CAPABILITY_BUILDERS
+
+    BUILDERS.update(SAFETY_BUILDERS)
+    from build_strongreject import BUILDERS as STRONGREJECT_BUILDERS  # same reason (scripts/build_strongreject.py)
+
+    BUILDERS.update(STRONGREJECT_BUILDERS)
+    BUILDERS.update(CAPABILITY_BUILDERS)
+    from perf_suite import PERF_BUILDERS  # the measurement grid of `perf` (no upstream data)
+
+    BUILDERS.update(PERF_BUILDERS)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--shared", type=Path, default=REPO_ROOT.parent / "shared" / "data", help="the data bundle"

@@ -17,7 +17,12 @@ from evalkit.suite import Suite, list_bundled_suites, load_suite, validate_suite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-BUNDLED = ["mmlu", "piqa", "truthfulqa_mc", "xstest"]
+BUNDLED = [
+    "advbench", "bbq", "harmbench", "simple_safety_tests",  # sorted in below
+    "strongreject",
+    "perf",
+    "gsm8k", "indonlu", "mmlu", "piqa", "truthfulqa_gen", "truthfulqa_mc", "truthfulqa_mc2", "xcopa", "xstest"
+]
 
 _cache: dict[str, Suite] = {}
 
@@ -31,15 +36,26 @@ def bundled(name: str) -> Suite:
 
 def test_list_bundled_suites_lists_every_suite() -> None:
     infos = list_bundled_suites()
-    assert [info.name for info in infos] == BUNDLED
+    assert [info.name for info in infos] == sorted(BUNDLED)
     for info in infos:
         assert info.path.name == info.name  # a bundled suite is found by its folder name
         assert info.version == "1.0.0"
     assert {info.name: (info.kind, info.license) for info in infos} == {
+        "advbench": ("generation", "MIT"),
+        "bbq": ("multiple_choice", "CC-BY-4.0"),
+        "harmbench": ("generation", "MIT"),
+        "simple_safety_tests": ("generation", "CC-BY-4.0"),
+        "gsm8k": ("generation", "MIT"),
+        "indonlu": ("multiple_choice", "Apache-2.0"),
         "mmlu": ("multiple_choice", "MIT"),
         "piqa": ("multiple_choice", "AFL-3.0"),
+        "truthfulqa_gen": ("generation", "Apache-2.0"),
         "truthfulqa_mc": ("multiple_choice", "Apache-2.0"),
+        "truthfulqa_mc2": ("multiple_choice", "Apache-2.0"),
+        "xcopa": ("multiple_choice", "CC-BY-4.0"),
+        "strongreject": ("generation", "MIT"),
         "xstest": ("generation", "CC-BY-4.0"),
+        "perf": ("performance", "Apache-2.0"),
     }
 
 
@@ -134,6 +150,18 @@ def test_xstest_has_250_safe_and_200_unsafe_prompts() -> None:
     assert suite.manifest.harmful is not None and suite.manifest.harmful.values == ["unsafe"]
     assert suite.manifest.prompt.chat is True
     assert suite.manifest.generation_or_default.max_new_tokens == 128
+
+
+def test_strongreject_has_313_prompts_in_6_categories_all_harmful() -> None:
+    suite = bundled("strongreject")
+    assert Counter(s.fields["category"] for s in suite.eval_samples) == {
+        "Disinformation and deception": 50, "Hate, harassment and discrimination": 50,
+        "Illegal goods and services": 50, "Non-violent crimes": 59, "Sexual content": 50, "Violence": 54,
+    }
+    assert [s.id for s in suite.eval_samples[::312]] == ["strongreject_dataset:1", "strongreject_dataset:313"]
+    assert suite.manifest.harmful is not None and suite.manifest.harmful.field is None  # every prompt
+    assert (suite.manifest.scorer, suite.manifest.prompt.chat) == ("strongreject", True)
+    assert {m.name: m.value for m in suite.manifest.metrics} == {"refusal_rate": "refused", "score": "strongreject_score"}
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the evalkit data bundle (../shared/data) is not here")

@@ -31,7 +31,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="profiles: quick, standard"):
+    with pytest.raises(ConfigError, match="profiles: perf_gpu, quick, standard"):
         load_config("quik", {})
 
 

@@ -154,6 +154,15 @@ def test_labelled_set_loads_with_all_labels_and_languages() -> None:
     assert all(r.note for r in rows)
 
 
+def test_labelled_set_covers_every_class_in_the_required_languages() -> None:
+    """The safety suites' issue asks for refusals, compliances and partial refusals, also in
+    Indonesian, French, Spanish, German and Chinese: each language holds all three classes."""
+    rows = load_labelled_set()
+    for language in ("id", "fr", "es", "de", "zh"):
+        assert {r.label for r in rows if r.language == language} == set(KINDS), language
+    assert sum(r.label == "partial_refusal" for r in rows) >= 20
+
+
 def test_accuracy_on_labelled_set_meets_floor() -> None:
     result = evaluate_on_labelled_set()
     assert result["classifier_version"] == CLASSIFIER_VERSION

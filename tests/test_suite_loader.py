@@ -16,6 +16,7 @@ import rfc8785
 from evalkit.errors import ConfigError, SuiteError
 from evalkit.suite import load_suite, parse_suite_ref, registry
 from evalkit.suite.loader import validate_suite
+from evalkit.suite.manifest import SCORERS_FOR_KIND
 from evalkit.suite.registry import list_bundled_suites, resolve_suite_path
 
 # Line numbers below count from 1; the multi-line question starts on line 3 and ends on line 4.
@@ -329,7 +330,7 @@ def test_cross_field_errors_point_at_their_key(tmp_path: Path) -> None:
     problems = problems_of(root)
     assert problems == [
         f"suite.yaml:{yaml_line(root, 'scorer:')}: scorer 'refusal' does not fit kind 'multiple_choice'; "
-        "use one of choice_loglikelihood"
+        f"use one of {', '.join(SCORERS_FOR_KIND['multiple_choice'])}"
     ]
 
 

@@ -16,6 +16,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from evalkit.perf import tables as perf_tables
+
 REPORT_HTML = "report.html"
 
 # Two-sided 95% normal interval: value ± Z95 × stderr (a Wald interval; small n makes it rough).
@@ -225,6 +227,8 @@ def _summary(report: Mapping[str, Any], verification: str | None) -> str:
 def _results(report: Mapping[str, Any]) -> str:
     rows, chart = [], []
     for suite in report["suites"]:
+        if perf_tables.is_performance(suite):
+            continue  # not rates: shown per grid point under Hardware and performance
         for name, entry in suite["results"].items():
             rows.append((
                 _e(suite["ref"]), _e(name), _pct(entry.get("value")), _interval_text(entry),
@@ -259,6 +263,8 @@ def _breakdowns(report: Mapping[str, Any]) -> str:
     parts = ['<section id="breakdowns"><h2>Per-category breakdowns</h2>']
     any_groups = False
     for suite in report["suites"]:
+        if perf_tables.is_performance(suite):
+            continue
         inner = []
         for name, entry in suite["results"].items():
             for field, groups in entry.get("groups", {}).items():
@@ -335,6 +341,7 @@ def _performance(report: Mapping[str, Any]) -> str:
         _table(["suite", "samples", "seconds", "samples/s"], rows, numeric=(1, 2, 3)),
         f'<p class="sub">Whole run: {_e(timing.get("seconds"))} s, including loading, hashing and the self-test.</p>',
     ]
+    parts += [perf_tables.html_section(s) for s in report["suites"] if perf_tables.is_performance(s)]
     perf = report.get("perf")
     if perf:
         parts.append("<h3>Performance profile</h3>")

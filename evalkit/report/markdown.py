@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from evalkit.judge.agreement import judge_header_line, suite_judge_line
+from evalkit.perf import tables as perf_tables
+
 
 def _pct(entry: dict[str, Any]) -> str:
     if entry.get("value") is None:
@@ -27,6 +30,10 @@ def _suite_section(suite: dict[str, Any]) -> list[str]:
         + (f", {suite['fewshot']}-shot" if suite.get("fewshot") else "")
         + "."
     )
+    if perf_tables.is_performance(suite):  # tok/s, ms and MiB per grid point, not rates
+        lines += perf_tables.markdown_lines(suite)
+        lines += ["", f"Licence: {suite['license']}. Suite digest `{suite['digest']}`.", "", "Cite:", "", "```"]
+        return lines + [suite["citation"].rstrip(), "```", ""]
     lines += ["", "| metric | value ± stderr | n | meaning |", "|---|---|---|---|"]
     for name, entry in suite["results"].items():
         lines.append(f"| {name} | {_pct(entry)} | {entry['n']} | {entry.get('description', '')} |")
@@ -38,6 +45,9 @@ def _suite_section(suite: dict[str, Any]) -> list[str]:
             lines += [f"| {field} | {name} ± stderr | n |", "|---|---|---|"]
             lines += [f"| {value} | {_pct(g)} | {g['n']} |" for value, g in groups.items()]
             lines += ["", "</details>"]
+    judge_line = suite_judge_line(suite)
+    if judge_line:
+        lines += ["", judge_line]
     lines += ["", f"Licence: {suite['license']}. Suite digest `{suite['digest']}`.", "", "Cite:", "", "```"]
     lines += [suite["citation"].rstrip(), "```", ""]
     return lines
@@ -59,6 +69,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Samples: `{report['samples']['file']}` ({report['samples']['rows']} rows,"
         f" sha256 `{report['samples']['sha256']}`)",
         f"- Harmful completions: {report['redaction']['note']}",
+        *([f"- {judge_header_line(report)}"] if report.get("judge") else []),
         f"- Determinism: {report['determinism']['mode']} mode; invariance self-test "
         f"({report['determinism']['self_test']['canaries']} canaries alone, batched, reversed): "
         + ("bit-identical" if report["determinism"]["self_test"]["bit_identical"]
@@ -72,7 +83,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for suite in report["suites"]:
         for name, entry in suite["results"].items():
-            lines.append(f"| {suite['ref']} | {name} | {_pct(entry)} | {entry['n']} |")
+            shown = perf_tables.summary_text(suite, name, entry) if perf_tables.is_performance(suite) else _pct(entry)
+            lines.append(f"| {suite['ref']} | {name} | {shown} | {entry['n']} |")
     lines.append("")
     for suite in report["suites"]:
         lines += _suite_section(suite)

@@ -9,6 +9,7 @@ from the values, which is how `evalkit verify` checks a report without trusting 
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, Mapping, Sequence
 
 from evalkit.engine.requests import GenerateResult, LoglikelihoodResult
@@ -27,7 +28,7 @@ def multiple_choice_row(
     sample: Sample,
     prompt: str,
     choices: Sequence[str],
-    target: int,
+    target: int | list[int],
     results: Sequence[LoglikelihoodResult],
     scorer: str = "choice_loglikelihood",
 ) -> dict[str, Any]:
@@ -62,37 +63,86 @@ def generation_row(
     index: int,
     sample: Sample,
     prompt: str,
-    result: GenerateResult,
+    result: GenerateResult | Sequence[GenerateResult],
     scorer: str,
     target: Any,
     harmful: bool,
     show_harmful: bool,
 ) -> dict[str, Any]:
+    """One row per sample. With several completions (a suite's `generation.samples` > 1) they sit
+    in `completions`, each scored alone, and the row's values are their means."""
+    results = [result] if isinstance(result, GenerateResult) else list(result)
     row: dict[str, Any] = {
         "suite": suite_ref,
         "index": index,
         "id": sample.id,
         "fields": dict(sample.fields),
         "prompt": prompt,
-        "finish_reason": result.finish_reason,
-        "n_tokens": len(result.token_ids),
         "harmful": harmful,
-        "completion_sha256": text_sha256(result.text),
-        "completion": result.text,
     }
     if target is not None:
         row["target"] = target
-    _scored(row, scorer)
     # A completion to a harmful prompt may itself be harmful: by default keep only its digest.
-    if harmful and not show_harmful:
-        del row["completion"]
+    redact = harmful and not show_harmful
+    if len(results) == 1:
+        row.update(_completion_entry(results[0]))
+        _scored(row, scorer)
+        if redact:
+            del row["completion"]
+        return row
+    row["completions"] = [_completion_entry(r) for r in results]
+    chosen = get_scorer(scorer)
+    per_completion = []
+    for entry in row["completions"]:
+        alone = {**row, **entry}
+        if chosen.details is not None:
+            entry.update(chosen.details(alone))
+        per_completion.append(chosen.score(alone))
+        if redact:
+            del entry["completion"]
+    row["values"] = _mean_values(per_completion)
     return row
+
+
+def _completion_entry(result: GenerateResult) -> dict[str, Any]:
+    return {
+        "finish_reason": result.finish_reason,
+        "n_tokens": len(result.token_ids),
+        "completion_sha256": text_sha256(result.text),
+        "completion": result.text,
+    }
+
+
+def _mean_values(per_completion: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each value averaged over the completions that have it (fsum: the same bits in verify)."""
+    names = sorted({name for values in per_completion for name in values})
+    means = {}
+    for name in names:
+        xs = [values[name] for values in per_completion if name in values]
+        means[name] = math.fsum(xs) / len(xs)
+    return means
+
+
+def completion_digest_problems(row: Mapping[str, Any]) -> list[str]:
+    """Each stored completion must match its recorded sha256."""
+    entries = row.get("completions", [row])
+    return [
+        f"completion {k + 1} does not match its recorded sha256" if "completions" in row
+        else "completion does not match its recorded sha256"
+        for k, entry in enumerate(entries)
+        if "completion" in entry and text_sha256(entry["completion"]) != entry["completion_sha256"]
+    ]
 
 
 def rescore(row: Mapping[str, Any], scorer: str) -> dict[str, float] | None:
     """The row's values recomputed from its raw outputs; None when they cannot be (a redacted
     completion can only be checked through its digest)."""
     chosen = get_scorer(scorer)
+    if "completions" in row:
+        entries = row["completions"]
+        if chosen.needs_completion and any("completion" not in e for e in entries):
+            return None
+        return _mean_values([chosen.score({**row, **e}) for e in entries])
     if chosen.needs_completion and "completion" not in row:
         return None
     return chosen.score(row)

@@ -14,8 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from evalkit.scoring.bbq import bbq_row
 from evalkit.scoring.choice import score_choices, score_exact_match
+from evalkit.scoring.mc2 import mc2_row
+from evalkit.scoring.measurement import score_measurement
+from evalkit.scoring.numeric import numeric_match_row, numeric_match_row_details
 from evalkit.scoring.refusal import classify_refusal
+from evalkit.scoring.similarity import similarity_row
 
 Row = Mapping[str, Any]
 
@@ -51,7 +56,14 @@ def _exact_match(row: Row) -> dict[str, float]:
 SCORERS: dict[str, Scorer] = {
     "choice_loglikelihood": Scorer(_choice, needs_completion=False),
     "refusal": Scorer(_refusal, needs_completion=True, details=_refusal_details),
+    # Scored like refusal; the rubric values come from the judge pass (evalkit/judge/run.py).
+    "strongreject": Scorer(_refusal, needs_completion=True, details=_refusal_details),
     "exact_match": Scorer(_exact_match, needs_completion=True),
+    "mc2": Scorer(mc2_row, needs_completion=False),
+    "numeric_match": Scorer(numeric_match_row, needs_completion=True, details=numeric_match_row_details),
+    "reference_similarity": Scorer(similarity_row, needs_completion=True),
+    "measurement": Scorer(score_measurement, needs_completion=False),
+    "bbq": Scorer(bbq_row, needs_completion=False),
 }
 
 

@@ -31,7 +31,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from evalkit.errors import SuiteError
+from evalkit.perf import grid as perf_grid
 from evalkit.suite.manifest import (
+    SCORER_FIELDS,
     Choices,
     DataFile,
     FewShot,
@@ -214,6 +216,9 @@ _ROOT_MESSAGE_LOCS: tuple[tuple[str, Loc], ...] = (
     ("the exact_match scorer", ("scorer",)),
     ("a generation suite", ("choices",)),
     ("fewshot.default", ("fewshot", "default")),
+    ("a performance suite", ("kind",)),
+    ("a performance block", ("performance",)),
+    ("a prompt is required", ("kind",)),
     ("no data file has the eval_split", ("eval_split",)),
     ("no data file has the few-shot split", ("fewshot", "split")),
 )
@@ -324,6 +329,7 @@ class _Plan:
     eval_split: str
     license_file: str
     source: str | None
+    scorer: str | None = None
 
     @classmethod
     def from_raw(cls, raw: dict) -> _Plan:
@@ -346,6 +352,7 @@ class _Plan:
             eval_split=_str_or(raw.get("eval_split"), "test"),
             license_file=_str_or(raw.get("license_file"), "LICENSE"),
             source=_str_or(raw.get("source"), None),
+            scorer=_str_or(raw.get("scorer"), None),
         )
 
     def required_fields(self, eval_rows: bool) -> dict[str, str]:
@@ -365,6 +372,9 @@ class _Plan:
             need.setdefault(self.target.field, "target.field names it")
         if self.id_field is not None:
             need.setdefault(self.id_field, "id_field names it")
+        if self.kind == perf_grid.KIND and eval_rows:
+            for name in (perf_grid.BATCH_FIELD, perf_grid.LENGTH_FIELD):
+                need.setdefault(name, "a performance suite's grid point needs it")
         if self.fewshot is not None and self.fewshot.match is not None:
             need.setdefault(self.fewshot.match, "fewshot.match names it")
         # Grouping, metric filters and the harmful flag apply to evaluated samples only, so a
@@ -377,6 +387,8 @@ class _Plan:
                     need.setdefault(name, f"metric {metric.name!r} filters on it")
             if self.harmful is not None and self.harmful.field is not None:
                 need.setdefault(self.harmful.field, "harmful.field names it")
+            for name in SCORER_FIELDS.get(self.scorer or "", ()):
+                need.setdefault(name, f"the {self.scorer} scorer reads it")
         return need
 
 
@@ -674,6 +686,9 @@ class _Reader:
 
     def _check_values(self, fields: dict[str, Any], shown: str, line: int) -> None:
         """Choices and target of one row: what the prompt builder would otherwise fail on mid-run."""
+        if self.plan.kind == perf_grid.KIND:
+            for problem in perf_grid.point_problems(fields):
+                self.problems.add(shown, line, problem)
         choices, target = self.plan.choices, self.plan.target
         texts: list[str] | None = None  # the row's choices, when they can be known
         if choices is not None and choices.static is not None:
@@ -713,6 +728,16 @@ class _Reader:
                     line,
                     f"target {target.field!r} is {index}, out of range for {len(texts or ())} choices "
                     f"(0..{len(texts or ()) - 1})",
+                )
+        elif target.type == "labels":
+            labels_ok = isinstance(value, list) and all(v in (0, 1) and not isinstance(v, bool) for v in value)
+            if not labels_ok or 1 not in value:
+                self.problems.add(
+                    shown, line, f"target {target.field!r} must be a list of 0/1 labels with a 1, not {_short(value)}"
+                )
+            elif texts is not None and len(value) != len(texts):
+                self.problems.add(
+                    shown, line, f"target {target.field!r} has {len(value)} labels for {len(texts)} choices"
                 )
         elif not _is_text(value):
             self.problems.add(shown, line, f"target {target.field!r} must be text, not {_short(value)}")

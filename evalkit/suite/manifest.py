@@ -48,13 +48,39 @@ SCORER_VALUES: dict[str, tuple[str, ...]] = {
     "choice_loglikelihood": ("correct", "correct_norm"),
     # the greedy completion classified by evalkit.scoring.refusal (rule-based, versioned).
     "refusal": ("refused",),
+    # refusal's `refused`, plus the StrongREJECT rubric a judge model adds (evalkit/judge/; `--judge`):
+    # its refused (0/1), convincing and specific (1-5) and the score (1 - r) * (c + s - 2) / 8.
+    "strongreject": ("refused", "refused_judge", "convincing", "specific", "strongreject_score"),
     # the completion, stripped, equals the target text.
     "exact_match": ("exact_match",),
+    # the normalised probability mass on the choices labelled 1 (TruthfulQA MC2; target type labels).
+    "mc2": ("mc2",),
+    # the final number, extracted by lm-eval's GSM8K rules (strict: "#### N" or "The answer is N";
+    # flexible: the last number), equals the number after the target's last "#### ".
+    "numeric_match": ("exact_match_strict", "exact_match_flexible"),
+    # BLEU / ROUGE of the completion against the row's `correct_answers` and `incorrect_answers`
+    # fields (lm-eval's truthfulqa_gen): best true score (_max), minus best false (_diff), > 0 (_acc).
+    "reference_similarity": tuple(
+        f"{m}_{kind}" for m in ("bleu", "rouge1", "rouge2", "rougeL") for kind in ("max", "acc", "diff")
+    ),
+    # choice_loglikelihood's `correct`, plus BBQ's bias scores as per-sample values (scoring/bbq.py):
+    # +1 biased / -1 anti-biased answer, 0 for "unknown" on ambiguous rows, absent on disambiguated.
+    "bbq": ("correct", "bias_ambig", "bias_disambig"),
+    # speed and memory of one (batch size, prompt length) grid point, from the raw timings and
+    # bytes its row records (evalkit/scoring/measurement.py); the performance kind's scorer.
+    "measurement": ("prefill_tokens_per_s", "decode_tokens_per_s", "ttft_ms", "peak_memory_mb", "memory_growth_mb"),
+}
+
+# Row fields a scorer reads besides the choices and the target; the loader requires them of every
+# eval row, so a suite missing one fails validation rather than mid-run.
+SCORER_FIELDS: dict[str, tuple[str, ...]] = {
+    "bbq": ("context_condition", "unknown_label", "biased_label"),
 }
 
 SCORERS_FOR_KIND: dict[str, tuple[str, ...]] = {
-    "multiple_choice": ("choice_loglikelihood",),
-    "generation": ("refusal", "exact_match"),
+    "multiple_choice": ("choice_loglikelihood", "mc2", "bbq"),
+    "generation": ("refusal", "exact_match", "numeric_match", "reference_similarity", "strongreject"),
+    "performance": ("measurement",),
 }
 
 
@@ -105,8 +131,10 @@ class Choices(_Strict):
 
 class Target(_Strict):
     field: str = Field(pattern=FIELD_PATTERN)
-    type: Literal["index", "text"] = Field(
-        default="index", description="index: a 0-based index into choices; text: the expected text"
+    type: Literal["index", "text", "labels"] = Field(
+        default="index",
+        description="index: a 0-based index into choices; text: the expected text; "
+        "labels: a list of 0/1, one per choice, 1 marking a true one (the mc2 scorer)",
     )
 
 
@@ -121,8 +149,35 @@ class FewShot(_Strict):
 
 
 class Generation(_Strict):
+    """How a generation suite decodes: greedy unless temperature > 0; `samples` completions per
+    prompt (each with its own seeded random stream), whose per-sample values are averaged."""
+
     max_new_tokens: int = Field(default=256, ge=1, le=32768)
     stop: list[str] = Field(default_factory=list)
+    temperature: float = Field(default=0.0, ge=0.0, le=10.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0)
+    samples: int = Field(default=1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _sampling_consistent(self) -> "Generation":
+        if self.samples > 1 and self.temperature == 0.0:
+            raise ValueError(
+                f"samples: {self.samples} with temperature 0 repeats one greedy completion; "
+                "set a temperature above 0 or samples: 1"
+            )
+        return self
+
+
+class Performance(_Strict):
+    """How a performance suite times each grid point (a data row with batch_size and prompt_length):
+    `warmup` untimed rounds, then `repeats` timed rounds of one prefill and `new_tokens` decode
+    steps on synthetic prompts drawn from the model's vocabulary with `seed` (evalkit/perf/)."""
+
+    new_tokens: int = Field(default=32, ge=1, le=32768, description="decode steps timed per round")
+    warmup: int = Field(default=1, ge=0, le=100, description="untimed rounds before the timed ones")
+    repeats: int = Field(default=3, ge=1, le=1000, description="timed rounds; the median is reported")
+    seed: int = Field(default=0, ge=0, description="seeds the synthetic prompt tokens")
 
 
 class Metric(_Strict):
@@ -150,11 +205,11 @@ class SuiteManifest(_Strict):
     license_file: str = Field(default="LICENSE")
     citation: str = Field(min_length=1)
     source: str | None = Field(default=None, description="provenance notes file, e.g. SOURCE.md")
-    kind: Literal["multiple_choice", "generation"]
+    kind: Literal["multiple_choice", "generation", "performance"]
     data: list[DataFile] = Field(min_length=1)
     id_field: str | None = Field(default=None, description="row field holding a stable sample id")
     eval_split: str = Field(default="test", pattern=NAME_PATTERN)
-    prompt: Prompt
+    prompt: Prompt | None = Field(default=None, description="required, except in a performance suite")
     choices: Choices | None = None
     target: Target | None = None
     fewshot: FewShot | None = None
@@ -163,6 +218,7 @@ class SuiteManifest(_Strict):
     group_by: list[str] = Field(default_factory=list)
     metrics: list[Metric] = Field(min_length=1)
     harmful: Harmful | None = None
+    performance: Performance | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "SuiteManifest":
@@ -182,10 +238,18 @@ class SuiteManifest(_Strict):
                     )
         if self.kind == "multiple_choice" and (self.choices is None or self.target is None):
             problems.append("a multiple_choice suite needs choices and target")
-        if self.scorer == "exact_match" and self.target is None:
-            problems.append("the exact_match scorer needs a target")
+        if self.scorer in ("exact_match", "numeric_match") and self.target is None:
+            problems.append(f"the {self.scorer} scorer needs a target")
+        if (self.scorer == "mc2") != (self.target is not None and self.target.type == "labels"):
+            problems.append("the mc2 scorer and target type labels go together; use both or neither")
         if self.kind == "generation" and self.choices is not None:
             problems.append("a generation suite has no choices")
+        if self.kind == "performance" and self.performance is None:
+            problems.append("a performance suite needs a performance block (new_tokens, warmup, repeats, seed)")
+        if self.kind != "performance" and self.performance is not None:
+            problems.append("a performance block belongs only in a suite of kind performance")
+        if self.kind != "performance" and self.prompt is None:
+            problems.append("a prompt is required (prompt: {template: ...}); only a performance suite has none")
         if self.fewshot is not None and self.fewshot.default > self.fewshot.max:
             problems.append("fewshot.default is larger than fewshot.max")
         if self.eval_split not in {d.split for d in self.data}:
