@@ -174,3 +174,38 @@ def test_token_stream_is_a_function_of_the_seed():
     draws = [a.uniform() for _ in range(5)]
     assert draws == [b.uniform() for _ in range(5)]
     assert draws != [c.uniform() for _ in range(5)]
+
+
+# --- shared prefixes ---------------------------------------------------------------------------------
+
+PREAMBLE = "Answer each question in a few words.\n\n" + "".join(
+    f"Question: what comes after {w}?\nAnswer: the next word.\n\n" for w in WORDS[:6]
+)
+PREFIXED = [
+    GenerateRequest(PREAMBLE + f"Question: {p}?\nAnswer:", max_new_tokens=4 + (7 * i) % 19)
+    for i, p in enumerate(_prompts(12))
+]
+
+
+@pytest.mark.parametrize("slots", [4, 16])
+def test_a_shared_prefix_is_computed_once_and_changes_no_token(tiny, slots):
+    from evalkit.engine.generate import GenerationStats, iter_generate
+
+    model, tokenizer = tiny
+    stats = GenerationStats()
+    results = dict(iter_generate(
+        model, tokenizer, PREFIXED, max_rows=slots, token_budget=10**6, max_length=512, stats=stats,
+    ))
+    prompt_tokens = sum(len(prompt_ids(tokenizer, r, 512)) for r in PREFIXED)
+    assert stats.prefill_tokens < prompt_tokens / 2  # the preamble was not computed per row
+    for i, request in enumerate(PREFIXED):
+        reference = hf_greedy(model, tokenizer, request)
+        assert list(results[i].token_ids) == reference[: len(results[i].token_ids)]
+
+
+def test_shared_prefix_length_leaves_every_prompt_a_token_of_its_own():
+    from evalkit.engine.generate import shared_prefix_length
+
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[7], [7, 8]]) == 0

@@ -58,6 +58,25 @@ def prompt_ids(tokenizer: Any, request: GenerateRequest, max_length: int) -> lis
     return ids[-room:]
 
 
+# A prefix at least this long, shared by every prompt of a prefill group, is computed only once.
+MIN_SHARED_PREFIX = 16
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every prompt has in common, leaving each prompt at least one token
+    of its own (the logits at its last position give its first new token)."""
+    most = min(len(p) for p in prompts) - 1
+    return max(0, min([most] + [_common_length(prompts[0], p) for p in prompts[1:]]))
+
+
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
     cuts = [text.find(s) for s in stop if s and s in text]
     return text[: min(cuts)] if cuts else None
@@ -113,7 +132,7 @@ class GenerationStats:
     useful work by these times; `decode_row_tokens` counts one token per running row per step."""
 
     prefills: int = 0
-    prefill_tokens: int = 0
+    prefill_tokens: int = 0  # tokens actually computed (a shared prefix counts once per prefill)
     prefill_seconds: float = 0.0
     decode_steps: int = 0
     decode_row_tokens: int = 0
@@ -184,6 +203,9 @@ class _Scheduler:
         # Refill when a quarter of the slots are free: one prefill serves several rows.
         self.refill_at = max(1, max_rows // 4)
         self.queue = deque(sorted(range(len(requests)), key=lambda i: (-len(self.prompts[i]), i)))
+        # The last shared prefix computed: its token ids and its one-row cache.
+        self.prefix_ids: list[int] = []
+        self.prefix_cache: DynamicCache | None = None
 
     def need(self, i: int) -> int:
         """Cache columns request i can occupy."""
@@ -229,24 +251,61 @@ class _Scheduler:
         running.positions = running.positions + 1
         running.keep(kept)
 
+    def plan_prefix(self, prompts: list[list[int]]) -> tuple[int, bool]:
+        """(tokens of a prefix every prompt of the group shares, whether it is the cached one).
+
+        The cached prefix (from an earlier prefill) is reused when it covers at least as much as
+        a fresh one would; a fresh one is the longest prefix common to the group and the next
+        prompt in the queue, so that even one-prompt groups (one free slot) share a preamble."""
+        shortest = min(len(p) for p in prompts) - 1
+        reuse = min(min(_common_length(p, self.prefix_ids) for p in prompts), shortest)
+        peers = prompts + ([self.prompts[self.queue[0]]] if self.queue else [])
+        fresh = min(shared_prefix_length(peers), shortest) if len(peers) > 1 else 0
+        if reuse >= MIN_SHARED_PREFIX and reuse >= fresh:
+            return reuse, True
+        return (fresh, False) if fresh >= MIN_SHARED_PREFIX else (0, False)
+
     def prefill(self, group: list[int]) -> tuple[_Running, torch.Tensor]:
-        width = max(len(self.prompts[i]) for i in group)
+        """Prefill the group's prompts together. A prefix they all share (a few-shot preamble, a
+        chat template's system turn) is computed once, kept for later groups, and copied to every
+        row; then only the rest of each prompt is computed, left-padded, after it: the padding sits
+        between the shared prefix and a row's own tokens, where the attention mask hides it."""
+        prompts = [self.prompts[i] for i in group]
+        shared, cached = self.plan_prefix(prompts) if self.continuous else (0, False)
+        tails = [p[shared:] for p in prompts]
+        width = max(len(t) for t in tails)
         input_ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(group), width), dtype=torch.long)
-        for r, i in enumerate(group):
-            n = len(self.prompts[i])
-            input_ids[r, width - n:] = torch.tensor(self.prompts[i])
-            attention[r, width - n:] = 1
+        for r, tail in enumerate(tails):
+            input_ids[r, width - len(tail):] = torch.tensor(tail)
+            attention[r, width - len(tail):] = 1
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
-        # Positions as transformers' generate computes them for left padding.
-        positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
-        cache = kvcache.slot_cache(self.model) if self.continuous else DynamicCache(config=self.model.config)
-        assert cache is not None
-        kvcache.reserve(cache, width + max(self.requests[i].max_new_tokens for i in group))
+        # Positions as transformers' generate computes them for left padding, after the prefix.
+        positions = (shared + attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
+        capacity = shared + width + max(self.requests[i].max_new_tokens for i in group)
+        if shared and not cached:
+            prefix_cache = kvcache.slot_cache(self.model)
+            assert prefix_cache is not None
+            self.model(
+                input_ids=torch.tensor([prompts[0][:shared]], device=self.device),
+                position_ids=torch.arange(shared, device=self.device)[None],
+                use_cache=True, logits_to_keep=1, **{self.cache_arg: prefix_cache},
+            )
+            self.prefix_ids, self.prefix_cache = prompts[0][:shared], prefix_cache
+            self.stats.prefill_tokens += shared
+        if shared:
+            assert self.prefix_cache is not None
+            cache = kvcache.from_prefix(self.prefix_cache, shared, len(group), capacity)
+            attention = torch.cat([attention.new_ones((len(group), shared)), attention], dim=1)
+        else:
+            cache = kvcache.slot_cache(self.model) if self.continuous else DynamicCache(config=self.model.config)
+            assert cache is not None
+            kvcache.reserve(cache, capacity)
         logits = self.model(
             input_ids=input_ids, attention_mask=attention, position_ids=positions,
             use_cache=True, logits_to_keep=1, **{self.cache_arg: cache},
         ).logits[:, -1]
+        self.stats.prefill_tokens += sum(len(t) for t in tails)
         rows = [_Row(i, self.requests[i], len(self.prompts[i])) for i in group]
         # positions[:, -1] is the last prompt token's; step_rows advances it to the new token's.
         running = _Running(rows, cache, attention, input_ids[:, -1], positions[:, -1])
@@ -269,7 +328,6 @@ class _Scheduler:
                     joining, logits = self.prefill(group)
                     first = list(self.step_rows(joining, logits))  # reads the logits: the time is spent
                     self.stats.prefills += 1
-                    self.stats.prefill_tokens += sum(len(self.prompts[i]) for i in group)
                     self.stats.prefill_seconds += time.perf_counter() - start
                     yield from first
                     if joining.rows:

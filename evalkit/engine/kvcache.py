@@ -110,6 +110,26 @@ def reserve(cache: DynamicCache, columns: int) -> None:
                 layer.reserve(columns)
 
 
+def from_prefix(prefix: DynamicCache, columns: int, rows: int, capacity: int) -> DynamicCache:
+    """A cache of `rows` rows, each starting with the first `columns` columns of the one-row cache
+    `prefix` (a prompt prefix computed once, shared by all), with room for `capacity` columns."""
+    cache = DynamicCache(config=None)
+    cache.layers = []
+    for source in prefix.layers:
+        assert isinstance(source, SlotLayer) and source.kbuf is not None and source.vbuf is not None
+        layer = SlotLayer()
+        _, heads, _, kdim = source.kbuf.shape
+        layer.kbuf = source.kbuf.new_zeros((rows, heads, max(capacity, columns), kdim))
+        layer.vbuf = source.vbuf.new_zeros((rows, heads, max(capacity, columns), source.vbuf.shape[3]))
+        layer.kbuf[:, :, :columns] = source.kbuf[:, :, :columns]
+        layer.vbuf[:, :, :columns] = source.vbuf[:, :, :columns]
+        layer.length = columns
+        layer.device, layer.is_initialized = source.device, True
+        layer._view()
+        cache.layers.append(layer)
+    return cache
+
+
 def drop_leading(cache: DynamicCache, columns: int) -> None:
     for layer in cache.layers:
         assert isinstance(layer, SlotLayer)
