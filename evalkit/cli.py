@@ -99,6 +99,7 @@ def run(
     trust: Optional[List[Path]] = typer.Option(None, "--trust", help="Public key trusted to sign suite packs; repeatable."),
     require_signed_suites: bool = typer.Option(False, "--require-signed-suites", help="Refuse any suite that is not a pack signed by a --trust key."),
     nondeterministic: bool = typer.Option(False, "--nondeterministic", help="Pad batches to their longest row instead of fixed length buckets: a little faster, but per-sample numbers may then depend on batch size and order."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Engine: evalkit (default) or vllm (CUDA only; needs evalkit's vllm extra): large models, tensor parallel over all visible GPUs."),
     perf: Optional[List[str]] = typer.Option(None, "--perf", help="Performance suites: KEY=VALUE replacing the grid or timing, e.g. batch_sizes=1,8,32, prompt_lengths=128,2048, new_tokens=128, warmup=1, repeats=5. Repeatable; replaces a profile's perf block."),
 ) -> None:
     """Run suites on a local model and write report.json, samples.jsonl, report.md (and a signature)."""
@@ -128,6 +129,7 @@ def run(
         "show_harmful": show_harmful or None,
         "allow_pickle": allow_pickle or None,
         "deterministic": False if nondeterministic else None,
+        "backend": backend,
         "trust": tuple(str(p) for p in trust) if trust else None,
         "require_signed_suites": require_signed_suites or None,
         "perf": parse_perf_options(perf or []),

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import evalkit
+from evalkit import backends
 from evalkit import report as files
 from evalkit.config import RunConfig, SuiteSpec
 from evalkit.engine import Engine, EngineSettings
-from evalkit.engine.memory import choose_token_budget
 from evalkit.engine.selftest import generation_self_test, invariance_self_test
 from evalkit.environment import describe_environment, git_commit
 from evalkit.judge.agreement import add_judge_fields
 from evalkit.judge.run import check_judge_plan, run_judge
 from evalkit.errors import ConfigError, ReportError, VerificationError
-from evalkit.model import LoadedModel, build_manifest, choose_precision, list_model_files, load_model
+from evalkit.model import LoadedModel, build_manifest, choose_precision, list_model_files
 from evalkit.prompts import build_requests, choice_texts, row_target, target_text
 from evalkit.report.files import Journal, canonical, json_line, json_text, read_jsonl, write_atomic, write_lines_atomic
 from evalkit.report.html import REPORT_HTML, render_html
@@ -247,19 +247,20 @@ def run_evaluation(
     planned = plan_suites(config)
     scorers = {p.spec.ref: p.suite.manifest.scorer for p in planned}
     check_judge_plan(config.judge, scorers)  # a missing judge or nothing to judge fails before any loading
+    backends.check_plan(config, [p.suite.manifest.kind for p in planned])  # vLLM missing, no CUDA, …
     choose_precision(config.device, config.dtype)  # a bad --device/--dtype fails before any loading
     prepare_out_dir(out_dir)
     model_path = Path(config.model)
-    loaded = load_model(model_path, device=config.device, dtype=config.dtype, allow_pickle=config.allow_pickle)
+    loaded = backends.load(config, model_path)  # for vLLM: checked, weights left to vLLM
     total_bytes = sum(real.stat().st_size for _, real in list_model_files(model_path))
     with progress.task("hashing model files", total_bytes) as advance:
         manifest = build_manifest(model_path, progress=advance)
 
-    budget = choose_token_budget(loaded.model, config.token_budget)
+    budget = backends.token_budget(config, loaded)
     settings = EngineSettings(
         max_rows=config.batch_size, token_budget=budget.tokens, deterministic=config.deterministic
     )
-    engine = Engine(loaded.model, loaded.tokenizer, settings)
+    engine = backends.build_engine(config, loaded, settings)
     journal_path = out_dir / files.SAMPLES_JOURNAL
     journal = Journal(journal_path)
     suite_seconds: dict[str, float] = {}
@@ -316,6 +317,7 @@ def run_evaluation(
             "token_budget": settings.token_budget,
             "token_budget_reason": budget.reason,
             "max_length": engine.max_length,
+            "backend": backends.describe(engine),
             "generation": "continuous batching over max_rows slots; greedy, or seeded sampling per suite",
         },
         "determinism": {

@@ -264,9 +264,13 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     allow_pickle: bool = False,
+    weights: bool = True,
 ) -> LoadedModel:
     """Load a local Hugging Face folder or a single .gguf file for inference.
 
+    weights=False runs every check (missing and mis-shaped weights included) but builds the model
+    on the meta device, keeping no weights: for a backend that loads them itself (vLLM), so that
+    they are not held twice.
     Raises ModelError (one line, with the fix) for anything wrong with the path or checkpoint.
     """
     source = Path(path).expanduser()
@@ -310,9 +314,10 @@ def load_model(
                 ignore_mismatched_sizes=True,
                 **common,
                 **extra,
+                **({} if weights else {"device_map": "meta"}),
             )
             _check_loading_info(source, info)
-            model = model.to(precision.device).eval()
+            model = (model.to(precision.device) if weights else model).eval()
     except ModelError:
         raise
     except Exception as exc:  # transformers raises many types; the user needs one line
