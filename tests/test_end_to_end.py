@@ -216,7 +216,10 @@ def test_default_model_quick_run_signs_and_verifies(smollm2_dir, tmp_path):
                "--out", str(tmp_path / "out"), "--key", str(tmp_path / "keys" / "evalkit.key"))
     assert run.returncode == 0, run.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert [s["ref"] for s in report["suites"]] == ["mmlu:0shot", "mmlu:5shot", "piqa", "truthfulqa_mc", "xstest"]
+    assert [s["ref"] for s in report["suites"]] == [
+        "mmlu:0shot", "mmlu:5shot", "piqa", "truthfulqa_mc", "bbq", "gsm8k", "xstest", "perf"
+    ]
+    assert report["determinism"]["self_test"]["generation"]["identical"]
     verify = _cli("verify", str(tmp_path / "out"), "--pub", str(tmp_path / "keys" / "evalkit.pub"),
                   "--model", str(smollm2_dir))
     assert verify.returncode == 0, verify.stderr
