@@ -237,3 +237,15 @@ def test_packed_rows_are_bit_identical_across_batch_sizes_and_order(tiny, dtype)
         assert max(abs(a.logprob - b.logprob) for a, b in zip(items, reference)) < 1e-2
     finally:
         model.to(torch.float32)
+
+
+def test_self_test_scores_an_items_choices_together():
+    """Choices sharing their context may be packed in one row: the self-test's unit is the item."""
+    from evalkit.engine.selftest import CANARIES, items
+
+    units = items(CANARIES)
+    assert sorted(i for unit in units for i in unit) == list(range(len(CANARIES)))
+    for unit in units:
+        if len(unit) > 1:
+            assert all(CANARIES[i].share_context and CANARIES[i].context == CANARIES[unit[0]].context for i in unit)
+    assert sum(len(u) > 1 for u in units) == 2

@@ -1,8 +1,8 @@
 """The invariance self-test every report carries: proof, on this machine, that a request's numbers
 do not depend on its batch.
 
-A few canary requests (some sharing a prefix, some not, of different lengths) are scored one at a
-time, all together, and all together in reverse order; the three must agree bit for bit. The
+A few canary requests (some sharing a prefix, some not, of different lengths) are scored one item at
+a time, all together, and all together in reverse order; the three must agree bit for bit. The
 generation canaries (greedy and seeded sampling) are generated the same three ways and must agree
 token for token.
 """
@@ -50,9 +50,24 @@ def results_digest(results: list[LoglikelihoodResult]) -> str:
     return digest.hexdigest()
 
 
+def items(requests: tuple[LoglikelihoodRequest, ...]) -> list[list[int]]:
+    """The requests as the units a suite submits: the choices of one item that share their context
+    (share_context) always come together, and the engine may compute them in one packed row, so
+    "alone" means one item alone, not one of its choices without its siblings."""
+    units: dict[tuple[str, bool], list[int]] = {}
+    for i, request in enumerate(requests):
+        key = (request.context, True) if request.share_context else (f"#{i}", False)
+        units.setdefault(key, []).append(i)
+    return list(units.values())
+
+
 def invariance_self_test(engine: Any) -> dict[str, Any]:
-    """Score the canaries alone, batched, and batched in reverse; report whether all agree."""
-    alone = [engine.loglikelihood([request], max_rows=1)[0] for request in CANARIES]
+    """Score the canaries one item at a time, batched, and batched in reverse; report whether all
+    agree bit for bit."""
+    alone: list[Any] = [None] * len(CANARIES)
+    for unit in items(CANARIES):
+        for i, result in zip(unit, engine.loglikelihood([CANARIES[i] for i in unit], max_rows=1)):
+            alone[i] = result
     together = engine.loglikelihood(list(CANARIES))
     reversed_ = engine.loglikelihood(list(CANARIES[::-1]))[::-1]
     gaps = [

@@ -11,8 +11,8 @@ Inputs are synthetic and deterministic: token ids drawn with numpy's PCG64 seede
 from the model's vocabulary less its special tokens, so every run and every machine times the same
 tokens (the row records their sha256). Each point runs `warmup` untimed rounds, then `repeats`
 timed rounds; the scorer takes medians. Peak memory (MemoryProbe): on CUDA,
-torch.cuda.max_memory_allocated; on CPU, the process's peak resident set (getrusage ru_maxrss),
-reset before each point through /proc/self/clear_refs where Linux allows it.
+torch.cuda.max_memory_allocated; on CPU, the process's peak resident set (Linux: VmHWM, reset
+before each point through /proc/self/clear_refs; elsewhere getrusage ru_maxrss).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class MemoryProbe:
             self.method = "CUDA memory allocated by torch on the device (max_memory_allocated), weights included"
         elif self._reset_rss():
             self.method = (
-                "peak resident memory of the whole process (getrusage ru_maxrss, reset before each point "
+                "peak resident memory of the whole process (VmHWM, reset before each point "
                 "via /proc/self/clear_refs), weights included"
             )
         else:
@@ -72,8 +72,19 @@ class MemoryProbe:
         except OSError:
             return False
 
-    @staticmethod
-    def _max_rss() -> int:
+    _STATUS = Path("/proc/self/status")
+
+    @classmethod
+    def _max_rss(cls) -> int:
+        # Linux: VmHWM is the mark clear_refs resets. getrusage's ru_maxrss also keeps the peaks of
+        # threads that have exited (a hashing pool, tokenizer workers), so after earlier suites it
+        # stays at the run's peak whatever is reset.
+        try:
+            for line in cls._STATUS.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return rss if sys.platform == "darwin" else rss * 1024  # bytes on macOS, KiB elsewhere
 
