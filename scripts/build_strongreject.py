@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # build_suites, beside this file
 
-from build_suites import Built, _indent, _yaml, copy_pinned, pinned_digests, q
+from build_suites import Built, _yaml, copy_pinned, pinned_digests, q, suite_header
 
 STRONGREJECT_CITATION = """\
 @misc{souly2024strongreject,
@@ -55,17 +55,7 @@ def build_strongreject(shared: Path) -> Built:
     usage = _usage(Counter(r["category"] for r in rows))
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + usage).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: strongreject",
-        "version: 1.0.0",
-        f"description: {q(DESCRIPTION)}",
-        "license: MIT",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(STRONGREJECT_CITATION),
-        "kind: generation",
-        "eval_split: test",
+        *suite_header("strongreject", DESCRIPTION, "MIT", STRONGREJECT_CITATION, "generation", "test"),
         "data:",
         f"  - {{path: {q('data/' + FILE)}, sha256: {q(digest)}, split: test}}",
         "prompt:",

@@ -1,4 +1,4 @@
-"""Build the bundled suites (suites/mmlu, xstest, piqa, truthfulqa_mc) from the evalkit data bundle.
+"""Build every bundled suite (suites/<name>/) from the evalkit data bundle.
 
 A maintainer tool, never used at run time: an installed evalkit carries the suites this script
 wrote, not the data bundle. It copies each data file byte for byte (after checking it against the
@@ -146,17 +146,7 @@ def build_mmlu(shared: Path) -> Built:
     unstripped = _mmlu_unstripped_questions(built)
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + _mmlu_usage(unstripped)).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: mmlu",
-        "version: 1.0.0",
-        f"description: {q(MMLU_DESCRIPTION)}",
-        "license: MIT",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(MMLU_CITATION),
-        "kind: multiple_choice",
-        "eval_split: test",
+        *suite_header("mmlu", MMLU_DESCRIPTION, "MIT", MMLU_CITATION, "multiple_choice", "test"),
         "data:",
         *entries,
         "prompt:",
@@ -225,17 +215,7 @@ def build_xstest(shared: Path) -> Built:
     built.add("LICENSE", (src / "LICENSE").read_bytes())
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + XSTEST_USAGE).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: xstest",
-        "version: 1.0.0",
-        f"description: {q(XSTEST_DESCRIPTION)}",
-        "license: CC-BY-4.0",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(XSTEST_CITATION),
-        "kind: generation",
-        "eval_split: test",
+        *suite_header("xstest", XSTEST_DESCRIPTION, "CC-BY-4.0", XSTEST_CITATION, "generation", "test"),
         "data:",
         f"  - {{path: {q('data/xstest_prompts.csv')}, sha256: {q(digest)}, split: test}}",
         "id_field: id",
@@ -309,17 +289,7 @@ def build_piqa(shared: Path) -> Built:
     usage = _piqa_usage(len(rows), pinned, digest, Counter(row["label"] for row in rows))
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + usage).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: piqa",
-        "version: 1.0.0",
-        f"description: {q(PIQA_DESCRIPTION)}",
-        "license: AFL-3.0",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(PIQA_CITATION),
-        "kind: multiple_choice",
-        "eval_split: validation",
+        *suite_header("piqa", PIQA_DESCRIPTION, "AFL-3.0", PIQA_CITATION, "multiple_choice", "validation"),
         "data:",
         f"  - {{path: {q('data/valid.jsonl')}, sha256: {q(digest)}, split: validation}}",
         "prompt:",
@@ -447,17 +417,7 @@ def build_truthfulqa_mc(shared: Path) -> Built:
     usage = _truthfulqa_usage(len(rows), pinned[TRUTHFULQA_UPSTREAM], digest, min(sizes), max(sizes))
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + usage).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: truthfulqa_mc",
-        "version: 1.0.0",
-        f"description: {q(TRUTHFULQA_DESCRIPTION)}",
-        "license: Apache-2.0",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(TRUTHFULQA_CITATION),
-        "kind: multiple_choice",
-        "eval_split: validation",
+        *suite_header("truthfulqa_mc", TRUTHFULQA_DESCRIPTION, "Apache-2.0", TRUTHFULQA_CITATION, "multiple_choice", "validation"),
         "data:",
         f"  - {{path: {q('data/mc1.jsonl')}, sha256: {q(digest)}, split: validation}}",
         "prompt:",
@@ -529,6 +489,23 @@ Re-running the build on the upstream file reproduces it byte for byte.
 
 def _indent(block: str) -> list[str]:
     return [f"  {line}" for line in block.splitlines()]
+
+
+def suite_header(name: str, description: str, license: str, citation: str, kind: str, eval_split: str) -> list[str]:
+    """The first lines of every bundled suite.yaml: identity, licence, provenance and kind."""
+    return [
+        "format: evalkit.suite/v1",
+        f"name: {name}",
+        "version: 1.0.0",
+        f"description: {q(description)}",
+        f"license: {license}",
+        "license_file: LICENSE",
+        "source: SOURCE.md",
+        "citation: |",
+        *_indent(citation),
+        f"kind: {kind}",
+        f"eval_split: {eval_split}",
+    ]
 
 
 def _yaml(lines: list[str]) -> bytes:

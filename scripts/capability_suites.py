@@ -29,6 +29,7 @@ from build_suites import (
     pinned_digests,
     q,
     read_pinned,
+    suite_header,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -91,17 +92,7 @@ def build_gsm8k(shared: Path) -> Built:
     usage = _gsm8k_usage(len(rows), cot_digest)
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + usage).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: gsm8k",
-        "version: 1.0.0",
-        f"description: {q(GSM8K_DESCRIPTION)}",
-        "license: MIT",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(GSM8K_CITATION),
-        "kind: generation",
-        "eval_split: test",
+        *suite_header("gsm8k", GSM8K_DESCRIPTION, "MIT", GSM8K_CITATION, "generation", "test"),
         "data:",
         f"  - {{path: {q('data/test.jsonl')}, sha256: {q(digest)}, split: test}}",
         f"  - {{path: {q('data/cot_exemplars.jsonl')}, sha256: {q(cot_digest)}, split: cot}}",
@@ -465,17 +456,7 @@ def build_xcopa(shared: Path) -> Built:
     built.add("LICENSE", (src / "LICENSE").read_bytes())
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + _xcopa_usage(counts, cut)).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: xcopa",
-        "version: 1.0.0",
-        f"description: {q(XCOPA_DESCRIPTION)}",
-        "license: CC-BY-4.0",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(XCOPA_CITATION),
-        "kind: multiple_choice",
-        "eval_split: test",
+        *suite_header("xcopa", XCOPA_DESCRIPTION, "CC-BY-4.0", XCOPA_CITATION, "multiple_choice", "test"),
         "data:",
         *entries,
         "prompt:",
@@ -612,17 +593,7 @@ def build_indonlu(shared: Path) -> Built:
     built.add("LICENSE", (src / "LICENSE").read_bytes())
     built.add("SOURCE.md", (upstream_source.rstrip("\n") + "\n\n" + _indonlu_usage(counts)).encode("utf-8"))
     yaml_lines = [
-        "format: evalkit.suite/v1",
-        "name: indonlu",
-        "version: 1.0.0",
-        f"description: {q(INDONLU_DESCRIPTION)}",
-        "license: Apache-2.0",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(INDONLU_CITATION),
-        "kind: multiple_choice",
-        "eval_split: validation",
+        *suite_header("indonlu", INDONLU_DESCRIPTION, "Apache-2.0", INDONLU_CITATION, "multiple_choice", "validation"),
         "data:",
         *entries,
         "prompt:",
