@@ -15,7 +15,9 @@ What it measures, on the same model, the same data and the same machine, in one 
 - per workload: items per second for both and their ratio, peak memory of each (the worker's
   `ru_maxrss`, so model weights included), accuracy of each (an item is right when the choice with
   the largest summed log-likelihood is the target) and the largest per-request |difference| in
-  log-likelihood between evalkit and the fastest lm-eval run;
+  log-likelihood between evalkit and the fastest lm-eval run, and of each against an exact
+  reference (every distinct input alone through plain transformers in fp32, log-softmax and sums
+  in fp64; a third worker, not timed);
 - the machine's matmul rate (best of several square matmuls in the benchmark's dtype) and
   evalkit's useful FLOP/s on MMLU zero-shot as a fraction of it. Useful work is what any scorer
   must do at least: 2 x non-embedding parameters x (tokens of the distinct contexts + continuation
@@ -27,7 +29,7 @@ address-space limit (`--mem-limit-mb`), so lm-eval's "auto" probe meets an alloc
 halves its batch) instead of the kernel's OOM killer. Everything runs offline from local files.
 
     python scripts/bench_scoring.py                    # SmolLM2-135M, fp32, CPU: < 10 min on 2 cores
-    python scripts/bench_scoring.py --dtype bfloat16 --workloads mmlu_0shot,cloze
+    python scripts/bench_scoring.py --dtype float32,bfloat16       # a table per dtype
     python scripts/bench_scoring.py --model /models/llama-1b --device cuda --n-items 500
 
 It prints a table, then as its last line one JSON object with the numbers.
@@ -62,14 +64,14 @@ from benchlib import (
 )
 
 # name -> (bundled suite, few-shot examples, default item count). The defaults keep the whole run
-# under ten minutes on two CPU cores with SmolLM2-135M (about six there on a quiet machine): lm-eval
+# under ten minutes on two CPU cores with SmolLM2-135M (about eight there on a quiet machine): lm-eval
 # runs four times per workload and recomputes every choice's context (TruthfulQA: ~8 choices x ~280
 # tokens per item), and each worker spends a few seconds starting up.
 WORKLOADS: dict[str, tuple[str, int, int]] = {
     "mmlu_0shot": ("mmlu", 0, 40),
-    "mmlu_5shot": ("mmlu", 5, 12),
-    "cloze": ("piqa", 0, 50),
-    "truthfulqa_mc": ("truthfulqa_mc", 0, 5),
+    "mmlu_5shot": ("mmlu", 5, 40),
+    "cloze": ("piqa", 0, 100),
+    "truthfulqa_mc": ("truthfulqa_mc", 0, 20),
 }
 # Likely fastest on a CPU first, so that slower settings can be stopped early. On a CPU "auto"
 # probes 5 forward passes at 64 x the longest request before scoring anything.
@@ -164,6 +166,34 @@ def score_with_evalkit(requests: list[Any], opts: dict[str, Any]) -> dict[str, A
     }
 
 
+def score_with_reference(requests: list[Any], opts: dict[str, Any]) -> dict[str, Any]:
+    """The yardstick both systems are held to: each distinct input alone (no batch, no padding), a
+    plain transformers forward in fp32, log-softmax in fp64 at the continuation positions, summed
+    in fp64. Tokenized as lm-eval does. Not timed: it is a reference, not a competitor."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from evalkit.engine.tokenize import encode_pair
+
+    tokenizer = AutoTokenizer.from_pretrained(opts["model"])
+    model = AutoModelForCausalLM.from_pretrained(opts["model"], dtype=torch.float32).to(opts["device"]).eval()
+    by_input: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+    for i, r in enumerate(requests):
+        context, continuation = encode_pair(tokenizer, r.context, r.continuation)
+        whole = context + continuation
+        # MMLU's " A".." D" after one question share their input: one forward serves all four.
+        by_input.setdefault(tuple(whole[:-1]), []).append((i, continuation))
+    logliks = [0.0] * len(requests)
+    with torch.inference_mode():
+        for inputs, members in by_input.items():
+            logits = model(torch.tensor([inputs], device=opts["device"])).logits[0]
+            for i, continuation in members:
+                positions = range(len(inputs) - len(continuation), len(inputs))
+                logprobs = torch.log_softmax(logits[list(positions)].double(), dim=-1)
+                logliks[i] = float(logprobs[torch.arange(len(continuation)), torch.tensor(continuation)].sum())
+    return {"logliks": logliks, "seconds": None}
+
+
 def count_useful_flops(model: Any, tokenizer: Any, requests: list[Any]) -> float:
     """2 x non-embedding parameters x (distinct-context tokens + continuation tokens), plus
     2 x hidden x vocab per continuation token (the head). Tokens are split as lm-eval splits them:
@@ -191,7 +221,9 @@ def run_worker(opts: dict[str, Any]) -> int:
         limit = int(opts["mem_limit_mb"]) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     requests, _ = build_workload(opts["workload"], opts["n_items"])
-    score = score_with_evalkit if opts["system"] == "evalkit" else score_with_lm_eval
+    score = {"evalkit": score_with_evalkit, "lm_eval": score_with_lm_eval, "reference": score_with_reference}[
+        opts["system"]
+    ]
     try:
         result = score(requests, opts)
     except OutOfTime:
@@ -239,6 +271,8 @@ def bench_workload(name: str, n_items: int, args: argparse.Namespace, workdir: P
     )
     check_worker(evalkit, expected, f"{name} evalkit")
     log(f"  evalkit: {describe_run(evalkit)}")
+    reference = spawn_worker({**common, "system": "reference", "dtype": "float32", "time_limit": None}, workdir, f"{name}-reference")
+    check_worker(reference, expected, f"{name} fp64 reference")
     runs: dict[str, dict[str, Any]] = {}
     for batch_size in BASELINE_BATCH_SIZES:
         finished = [r["seconds"] for r in runs.values() if "seconds" in r]
@@ -256,7 +290,7 @@ def bench_workload(name: str, n_items: int, args: argparse.Namespace, workdir: P
             check_worker(run, expected, f"{name} lm-eval bs={batch_size}")
         runs[batch_size] = run
         log(f"  lm-eval bs={batch_size}: {describe_run(run)}")
-    return summarise(name, items, evalkit, runs)
+    return summarise(name, items, evalkit, runs, reference["logliks"])
 
 
 def check_worker(result: dict[str, Any], expected: str, what: str) -> None:
@@ -274,15 +308,17 @@ def describe_run(run: dict[str, Any]) -> str:
     )
 
 
-def summarise(name: str, items: list[tuple[int, int, int]], evalkit: dict, runs: dict[str, dict]) -> dict:
+def summarise(
+    name: str, items: list[tuple[int, int, int]], evalkit: dict, runs: dict[str, dict], reference: list[float]
+) -> dict:
     n = len(items)
     done = {bs: r for bs, r in runs.items() if "seconds" in r}
     best_bs = min(done, key=lambda bs: done[bs]["seconds"]) if done else None
     best = done.get(best_bs) if best_bs else None
     ours = evalkit["logliks"]
 
-    def max_diff(other: list[float]) -> float:
-        return max(abs(a - b) for a, b in zip(ours, other))
+    def max_diff(other: list[float], to: list[float] = ours) -> float:
+        return max(abs(a - b) for a, b in zip(to, other))
 
     per_batch = {
         bs: {
@@ -304,6 +340,10 @@ def summarise(name: str, items: list[tuple[int, int, int]], evalkit: dict, runs:
         "baseline_acc": accuracy(best["logliks"], items) if best else None,
         "max_abs_dloglik": max_diff(best["logliks"]) if best else None,
         "baseline_batch_size": (best_bs if best_bs == "auto" else int(best_bs)) if best_bs else None,
+        # Against a plain fp32 forward with fp64 log-softmax, each input alone: how far each system
+        # is from the exact numbers (lm-eval sums fp32 token log-probs, evalkit fp64).
+        "max_abs_dloglik_ref": max_diff(reference),
+        "baseline_max_abs_dloglik_ref": max_diff(reference, best["logliks"]) if best else None,
     }
     extra = {
         "n_items": n,
@@ -337,6 +377,7 @@ def print_tables(results: dict[str, dict], summary: dict[str, Any], footer: str)
         "acc evalkit",
         "acc lm-eval",
         "max |Δ loglik|",
+        "max |Δ| vs fp64 ref (ek / lm-eval)",
     ):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for name, result in results.items():
@@ -356,8 +397,9 @@ def print_tables(results: dict[str, dict], summary: dict[str, Any], footer: str)
             fmt(row["acc"], ".3f"),
             fmt(row["baseline_acc"], ".3f"),
             fmt(row["max_abs_dloglik"], ".2e"),
+            f"{fmt(row['max_abs_dloglik_ref'], '.1e')} / {fmt(row['baseline_max_abs_dloglik_ref'], '.1e')}",
         )
-    console = Console(width=160)
+    console = Console(width=190)
     console.print(table)
 
     runs = Table(title="lm-eval per batch size (max |Δ| against evalkit)")
@@ -399,7 +441,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=default_model_dir(),
         help="a local Hugging Face folder (default: the installed default model)",
     )
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="for both systems")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        help="for both systems: float32, bfloat16, or both comma-separated (one table each; default float32)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both systems)")
     parser.add_argument(
         "--n-items",
@@ -419,6 +465,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-early-stop", dest="early_stop", action="store_false", help="let every lm-eval batch size finish"
     )
     args = parser.parse_args(argv)
+    args.dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+    if not args.dtypes or any(d not in ("float32", "bfloat16") for d in args.dtypes):
+        parser.error(f"--dtype takes float32, bfloat16 or both comma-separated; got {args.dtype!r}")
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
@@ -428,9 +477,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
+def bench_dtype(args: argparse.Namespace) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Every workload in args.dtype: (per-workload results, the summary the JSON line carries)."""
     matmul_gflops = measure_matmul(args.device, args.dtype)
     log(f"matmul: {matmul_gflops:.1f} GFLOP/s ({args.dtype}, {args.device})")
     results: dict[str, dict] = {}
@@ -452,12 +500,24 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "dtype": args.dtype,
     }
+    return results, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    runs = [(dtype, bench_dtype(argparse.Namespace(**{**vars(args), "dtype": dtype}))) for dtype in args.dtypes]
     footer = (
         f"total {time.perf_counter() - started:.0f} s; 1-minute load average {load_before:.1f} at start and "
         f"{os.getloadavg()[0]:.1f} at end, on {os.cpu_count()} CPUs (other processes distort timings)"
     )
-    print_tables(results, summary, footer)
-    print(json.dumps(summary))
+    for dtype, (results, summary) in runs:
+        print_tables(results, summary, footer if dtype == args.dtypes[-1] else "")
+    # The first dtype's numbers at the top level (the shape the issue fixes), every dtype's under by_dtype.
+    line = dict(runs[0][1][1])
+    if len(runs) > 1:
+        line["by_dtype"] = {dtype: summary for dtype, (_, summary) in runs}
+    print(json.dumps(line))
     return 0
 
 
