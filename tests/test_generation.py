@@ -209,3 +209,83 @@ def test_shared_prefix_length_leaves_every_prompt_a_token_of_its_own():
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
     assert shared_prefix_length([[7], [7, 8]]) == 0
+
+
+# --- cascade attention ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q_len", [1, 5])
+def test_cascade_attention_equals_attention_over_the_concatenation(q_len):
+    """A shared prefix attended to once for all rows, merged by log-sum-exp, equals sdpa over
+    prefix + each row's own columns (with left padding masked)."""
+    from evalkit.engine.cascade import SharedPrefix, cascade_attention_forward
+
+    torch.manual_seed(0)
+    rows, heads, kv_heads, dim, prefix_len, own = 3, 6, 2, 16, 11, 9
+    module = torch.nn.Module()
+    module.layer_idx, module.num_key_value_groups = 0, heads // kv_heads
+    query = torch.randn(rows, heads, q_len, dim)
+    key, value = torch.randn(rows, kv_heads, own, dim), torch.randn(rows, kv_heads, own, dim)
+    prefix_k, prefix_v = torch.randn(1, kv_heads, prefix_len, dim), torch.randn(1, kv_heads, prefix_len, dim)
+    # Row r has r columns of left padding; queries see their own columns causally.
+    mask = torch.ones(rows, 1, q_len, own, dtype=torch.bool).tril(own - q_len)
+    for r in range(rows):
+        mask[r, :, :, :r] = False
+    prefix = SharedPrefix(tuple(range(prefix_len)), [prefix_k], [prefix_v])
+    out, _ = cascade_attention_forward(module, query, key, value, mask, scaling=dim**-0.5, cascade=prefix)
+    whole_k = torch.cat([prefix_k.expand(rows, -1, -1, -1), key], dim=2).repeat_interleave(3, dim=1)
+    whole_v = torch.cat([prefix_v.expand(rows, -1, -1, -1), value], dim=2).repeat_interleave(3, dim=1)
+    whole_mask = torch.cat([torch.ones(rows, 1, q_len, prefix_len, dtype=torch.bool), mask], dim=3)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, whole_k, whole_v, attn_mask=whole_mask)
+    assert out.shape == (rows, q_len, heads, dim)
+    assert torch.allclose(out, expected.transpose(1, 2), atol=1e-5, rtol=1e-5)
+
+
+def test_rows_with_different_preambles_share_what_they_have_in_common(tiny, monkeypatch):
+    """Groups prefilled with different shared prefixes are merged: the part that differs is copied
+    into the rows' own columns, the common part stays shared. Tokens equal transformers' greedy."""
+    import evalkit.engine.cascade as cascade
+    from evalkit.engine import kvcache
+    from evalkit.engine.generate import iter_generate
+
+    model, tokenizer = tiny
+    calls = []
+    original = cascade.cascade_attention_forward
+
+    def spy(module, query, key, value, mask, cascade=None, **kwargs):
+        calls.append(0 if cascade is None else len(cascade.ids))
+        return original(module, query, key, value, mask, cascade=cascade, **kwargs)
+
+    monkeypatch.setattr(cascade, "cascade_attention_forward", spy)
+    prepended = []
+    original_prepend = kvcache.prepend
+    monkeypatch.setattr(kvcache, "prepend", lambda *a: prepended.append(a[3]) or original_prepend(*a))
+    other = PREAMBLE.replace("a few words", "one short sentence, please")
+    requests = [
+        GenerateRequest((PREAMBLE if i % 3 else other) + f"Question: {p}?\nAnswer:", max_new_tokens=3 + (5 * i) % 13)
+        for i, p in enumerate(_prompts(12))
+    ]
+    results = dict(iter_generate(model, tokenizer, requests, max_rows=4, token_budget=10**6, max_length=512))
+    assert calls and max(calls) > 16  # cascade attention ran with a real shared prefix
+    assert prepended  # and groups with different preambles were merged
+    assert model.config._attn_implementation == "sdpa"  # restored after every call
+    for i, request in enumerate(requests):
+        reference = hf_greedy(model, tokenizer, request)
+        assert list(results[i].token_ids) == reference[: len(results[i].token_ids)]
+
+
+def test_cascade_attention_kernels_agree():
+    """The CPU kernel path and the plain-matmul path (used on GPUs) give the same attention and
+    log-sum-exp, and neither gives NaN for a query that may attend nothing."""
+    from evalkit.engine.cascade import _attend
+
+    torch.manual_seed(1)
+    query, key, value = torch.randn(3, 2, 6, 8), torch.randn(3, 2, 10, 8), torch.randn(3, 2, 10, 8)
+    mask = torch.rand(3, 1, 6, 10) > 0.3
+    mask[0, 0, 2] = False  # a padding query
+    fused, fused_lse = _attend(query, key, value, mask, 0.35, fused=True)
+    plain, plain_lse = _attend(query, key, value, mask, 0.35, fused=False)
+    assert not fused.isnan().any() and not plain.isnan().any()
+    visible = mask.any(dim=-1, keepdim=True).expand(3, 2, 6, 1)
+    assert torch.allclose(fused, plain, atol=1e-5)
+    assert torch.allclose(fused_lse[visible], plain_lse[visible], atol=1e-5)

@@ -25,6 +25,8 @@ import torch
 from transformers import DynamicCache
 
 from evalkit.engine import kvcache
+from evalkit.engine import cascade
+from evalkit.engine.cascade import SharedPrefix
 from evalkit.engine.modeling import cache_keyword
 from evalkit.engine.requests import FinishReason, GenerateRequest, GenerateResult
 from evalkit.engine.sampling import SamplingParams, TokenStream, sample_token
@@ -145,6 +147,8 @@ class _Running:
 
     cache holds `width` columns per row; attention [rows, width] marks each row's real columns;
     tokens [rows] are the tokens chosen last (not yet in the cache); positions [rows] are theirs.
+    prefix: a prompt prefix every row starts with, kept once and attended to by cascade attention
+    (cascade.py); the rows' own columns follow it.
     """
 
     rows: list[_Row]
@@ -152,6 +156,7 @@ class _Running:
     attention: torch.Tensor
     tokens: torch.Tensor
     positions: torch.Tensor
+    prefix: SharedPrefix | None = None
 
     def keep(self, kept: list[int]) -> None:
         """Keep only the rows at positions `kept`."""
@@ -160,8 +165,21 @@ class _Running:
         if not kept:
             self.rows = []
             return
+        if isinstance(self.cache.layers[0], kvcache.SlotLayer):
+            # Rows leaving the first len(kept) slots are replaced by kept rows from the end: only
+            # those rows' caches move, instead of a copy of every row (a row order change is
+            # harmless: each row carries its own state).
+            n, kept_set = len(kept), set(kept)
+            holes = [r for r in range(n) if r not in kept_set]
+            movers = [r for r in kept if r >= n]
+            kvcache.move_rows(self.cache, holes, movers, n)
+            order = list(range(n))
+            for hole, mover in zip(holes, movers):
+                order[hole] = mover
+            kept = order
+        else:
+            self.cache.batch_select_indices(torch.tensor(kept, dtype=torch.long, device=self.attention.device))
         selected = torch.tensor(kept, dtype=torch.long, device=self.attention.device)
-        self.cache.batch_select_indices(selected)
         self.rows = [self.rows[r] for r in kept]
         self.attention, self.tokens, self.positions = (
             self.attention[selected], self.tokens[selected], self.positions[selected]
@@ -174,7 +192,26 @@ class _Running:
                 self.attention = self.attention[:, unused:]
 
 
+def _share_prefix(a: _Running, b: _Running) -> SharedPrefix | None:
+    """Make a and b attend to one shared prefix: the longest both start with. The part of a row's
+    prefix beyond it is copied into that row's own columns (rare: groups of one suite share the
+    same preamble)."""
+    if a.prefix is not None and b.prefix is not None and a.prefix.ids == b.prefix.ids:
+        return a.prefix
+    common = _common_length(a.prefix.ids, b.prefix.ids) if a.prefix is not None and b.prefix is not None else 0
+    for running in (a, b):
+        prefix = running.prefix
+        if prefix is not None and len(prefix.ids) > common:
+            kvcache.prepend(running.cache, prefix.keys, prefix.values, common)
+            extra = running.attention.new_ones((len(running.rows), len(prefix.ids) - common))
+            running.attention = torch.cat([extra, running.attention], dim=1)
+    shared = a.prefix.truncated(common) if a.prefix is not None and common else None
+    a.prefix = b.prefix = shared
+    return shared
+
+
 def _merge(a: _Running, b: _Running) -> _Running:
+    prefix = _share_prefix(a, b)
     width = max(a.attention.shape[1], b.attention.shape[1])
     room = max(r.remaining for r in a.rows + b.rows)
     cache = kvcache.merge([a.cache, b.cache], capacity=width + room)
@@ -182,7 +219,8 @@ def _merge(a: _Running, b: _Running) -> _Running:
     attention[: len(a.rows), width - a.attention.shape[1]:] = a.attention
     attention[len(a.rows):, width - b.attention.shape[1]:] = b.attention
     return _Running(
-        a.rows + b.rows, cache, attention, torch.cat([a.tokens, b.tokens]), torch.cat([a.positions, b.positions])
+        a.rows + b.rows, cache, attention, torch.cat([a.tokens, b.tokens]), torch.cat([a.positions, b.positions]),
+        prefix,
     )
 
 
@@ -200,6 +238,8 @@ class _Scheduler:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
         self.cache_arg = cache_keyword(model)
         self.continuous = kvcache.slot_cache(model) is not None
+        # Whether shared prefixes are attended to once (cascade.py) or copied into every row.
+        self.cascade = self.continuous and cascade.supported(model)
         # Refill when a quarter of the slots are free: one prefill serves several rows.
         self.refill_at = max(1, max_rows // 4)
         self.queue = deque(sorted(range(len(requests)), key=lambda i: (-len(self.prompts[i]), i)))
@@ -293,7 +333,15 @@ class _Scheduler:
             )
             self.prefix_ids, self.prefix_cache = prompts[0][:shared], prefix_cache
             self.stats.prefill_tokens += shared
-        if shared:
+        prefix = None
+        if shared and self.cascade:
+            # The rows' caches hold their own columns only; the prefix is attended to once.
+            assert self.prefix_cache is not None
+            prefix = SharedPrefix.from_cache(self.prefix_cache, tuple(self.prefix_ids[:shared]))
+            cache = kvcache.slot_cache(self.model)
+            assert cache is not None
+            kvcache.reserve(cache, capacity - shared)
+        elif shared:
             assert self.prefix_cache is not None
             cache = kvcache.from_prefix(self.prefix_cache, shared, len(group), capacity)
             attention = torch.cat([attention.new_ones((len(group), shared)), attention], dim=1)
@@ -301,22 +349,31 @@ class _Scheduler:
             cache = kvcache.slot_cache(self.model) if self.continuous else DynamicCache(config=self.model.config)
             assert cache is not None
             kvcache.reserve(cache, capacity)
-        logits = self.model(
-            input_ids=input_ids, attention_mask=attention, position_ids=positions,
+        logits = self.forward(
+            prefix, input_ids=input_ids, attention_mask=attention, position_ids=positions,
             use_cache=True, logits_to_keep=1, **{self.cache_arg: cache},
         ).logits[:, -1]
         self.stats.prefill_tokens += sum(len(t) for t in tails)
         rows = [_Row(i, self.requests[i], len(self.prompts[i])) for i in group]
         # positions[:, -1] is the last prompt token's; step_rows advances it to the new token's.
-        running = _Running(rows, cache, attention, input_ids[:, -1], positions[:, -1])
+        running = _Running(rows, cache, attention, input_ids[:, -1], positions[:, -1], prefix)
         return running, logits
 
     def decode(self, running: _Running) -> torch.Tensor:
         running.attention = torch.cat([running.attention, running.attention.new_ones((len(running.rows), 1))], dim=1)
-        return self.model(
-            input_ids=running.tokens[:, None], attention_mask=running.attention,
+        return self.forward(
+            running.prefix, input_ids=running.tokens[:, None], attention_mask=running.attention,
             position_ids=running.positions[:, None], use_cache=True, **{self.cache_arg: running.cache},
         ).logits[:, -1]
+
+    def forward(self, prefix: SharedPrefix | None, **inputs: Any) -> Any:
+        """The model on `inputs`, attending to `prefix` (if any) through cascade attention. The
+        attention implementation is switched for this call only: between calls (and while the
+        caller holds a yielded result) the model is as it was loaded."""
+        if prefix is None:
+            return self.model(**inputs)
+        with cascade.cascade_attention(self.model):
+            return self.model(cascade=prefix, **inputs)
 
     def run(self) -> Iterator[_Row]:
         running: _Running | None = None

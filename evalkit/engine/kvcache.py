@@ -162,3 +162,35 @@ def merge(caches: Sequence[DynamicCache], capacity: int) -> DynamicCache:
         layer._view()
         merged.layers.append(layer)
     return merged
+
+
+def prepend(cache: DynamicCache, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], start: int) -> None:
+    """Put columns [start:] of a shared prefix (per layer [1, heads, P, dim]) in front of every
+    row's own columns: the rows stop sharing that part of the prefix and carry it themselves."""
+    for layer, k, v in zip(cache.layers, keys, values):
+        assert isinstance(layer, SlotLayer) and layer.kbuf is not None and layer.vbuf is not None
+        extra = k.shape[2] - start
+        rows, heads, capacity, dim = layer.kbuf.shape
+        kbuf = layer.kbuf.new_zeros((rows, heads, capacity + extra, dim))
+        vbuf = layer.vbuf.new_zeros((rows, heads, capacity + extra, layer.vbuf.shape[3]))
+        kbuf[:, :, :extra] = k[:, :, start:]
+        vbuf[:, :, :extra] = v[:, :, start:]
+        kbuf[:, :, extra : extra + layer.length] = layer.kbuf[:, :, : layer.length]
+        vbuf[:, :, extra : extra + layer.length] = layer.vbuf[:, :, : layer.length]
+        layer.kbuf, layer.vbuf = kbuf, vbuf
+        layer.length += extra
+        layer._view()
+
+
+def move_rows(cache: DynamicCache, holes: Sequence[int], movers: Sequence[int], rows: int) -> None:
+    """Copy rows `movers` into rows `holes` (pairwise), then keep the first `rows` rows (a view:
+    nothing else moves)."""
+    for layer in cache.layers:
+        assert isinstance(layer, SlotLayer) and layer.kbuf is not None and layer.vbuf is not None
+        if holes:
+            source = torch.tensor(movers, dtype=torch.long, device=layer.kbuf.device)
+            target = torch.tensor(holes, dtype=torch.long, device=layer.kbuf.device)
+            layer.kbuf[target] = layer.kbuf[source]
+            layer.vbuf[target] = layer.vbuf[source]
+        layer.kbuf, layer.vbuf = layer.kbuf[:rows], layer.vbuf[:rows]
+        layer._view()
