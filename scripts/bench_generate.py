@@ -16,9 +16,11 @@ What it measures, on the same model, the same prompts and the same machine, in o
   the useful work, divided by each system's wall time for the whole generation call), the ratios,
   peak memory of each (the worker's ru_maxrss, weights included) and whether the greedy outputs are
   token for token identical to transformers' (and text for text to lm-eval's);
-- evalkit's decode FLOP/s at `--slots` slots as a fraction of the machine's measured matmul rate:
-  useful decode work is 2 x (non-embedding parameters + hidden x vocab) per generated token of a
-  running row, divided by the time spent in decode steps.
+- evalkit's decode FLOP/s as a fraction of the machine's measured matmul rate: useful decode work
+  is 2 x (non-embedding parameters + hidden x vocab) per generated token of a running row, divided
+  by the time spent in decode steps. Per workload above, and in a sweep over slot counts
+  (`--decode-slots`, evalkit only): as many chat prompts as slots, `--decode-tokens` new tokens
+  each, so the slots stay full; the JSON's `decode_flop_fraction` is the sweep's largest slot count.
 
 Every system x setting runs in its own child process, so peak memory is measured separately; model
 loading is not timed. Everything runs offline from local files.
@@ -95,7 +97,10 @@ def generate_with_evalkit(prompts: list[dict[str, Any]], opts: dict[str, Any]) -
 
     loaded = load_model(Path(opts["model"]), device=opts["device"], dtype=opts["dtype"])
     model, tokenizer = loaded.model, loaded.tokenizer
-    requests = [GenerateRequest(p["text"], p["max_new_tokens"], stop=tuple(p["stop"])) for p in prompts]
+    requests = [
+        GenerateRequest(p["text"], opts.get("max_new_tokens") or p["max_new_tokens"], stop=tuple(p["stop"]))
+        for p in prompts
+    ]
     # The budget never binds here: every system may keep all its rows' caches at once.
     need = max(len(tokenizer(p["text"], add_special_tokens=False)["input_ids"]) + p["max_new_tokens"] for p in prompts)
     stats = GenerationStats()
@@ -115,6 +120,8 @@ def generate_with_evalkit(prompts: list[dict[str, Any]], opts: dict[str, Any]) -
         "texts": [r.text for r in ordered],
         "decode_seconds": stats.decode_seconds,
         "decode_flops": flops_per_token * stats.decode_row_tokens,
+        "decode_steps": stats.decode_steps,
+        "decode_row_tokens": stats.decode_row_tokens,
         "prefill_seconds": stats.prefill_seconds,
     }
 
@@ -259,11 +266,39 @@ def bench_workload(name: str, args: argparse.Namespace, workdir: Path) -> dict[s
         "n_prompts": n_prompts,
         "tokens": tokens,
     }
+    row["decode_flop_fraction"] = ours["decode_flops"] / ours["decode_seconds"] / (args.matmul_gflops * 1e9)
     extra = {
         "decode_flops": ours["decode_flops"], "decode_seconds": ours["decode_seconds"],
         "prefill_seconds": ours["prefill_seconds"], "lmeval_runs": {bs: {k: r.get(k) for k in ("seconds", "peak_mem_mb", "note")} for bs, r in runs.items()},
     }
     return {"row": row, "extra": extra}
+
+
+def decode_sweep(args: argparse.Namespace, workdir: Path) -> dict[int, dict[str, float]]:
+    """evalkit alone on `slots` chat prompts per slot count, `--decode-tokens` new tokens each."""
+    script = str(Path(__file__).resolve())
+    sweep: dict[int, dict[str, float]] = {}
+    for slots in args.decode_slots:
+        opts = {
+            "workload": "safety_chat", "n_prompts": slots, "model": str(args.model), "dtype": args.dtype,
+            "device": args.device, "mem_limit_mb": args.mem_limit_mb, "slots": slots, "time_limit": None,
+            "system": "evalkit", "max_new_tokens": args.decode_tokens,
+        }
+        run = spawn_worker(script, opts, workdir, f"decode-{slots}")
+        if "failed" in run:
+            raise SystemExit(f"evalkit failed in the decode sweep at {slots} slots: {run['failed']}")
+        sweep[slots] = {
+            "decode_flop_fraction": run["decode_flops"] / run["decode_seconds"] / (args.matmul_gflops * 1e9),
+            "decode_tokens_per_s": run["decode_row_tokens"] / run["decode_seconds"],
+            "rows_per_step": run["decode_row_tokens"] / max(1, run["decode_steps"]),
+            "peak_mem_mb": run["peak_mem_mb"],
+        }
+        log(
+            f"  decode at {slots} slots: {sweep[slots]['decode_tokens_per_s']:.0f} tok/s, "
+            f"{sweep[slots]['rows_per_step']:.0f} rows per step, "
+            f"{sweep[slots]['decode_flop_fraction']:.1%} of the matmul rate"
+        )
+    return sweep
 
 
 def print_table(results: dict[str, dict], summary: dict[str, Any], footer: str) -> None:
@@ -274,7 +309,7 @@ def print_table(results: dict[str, dict], summary: dict[str, Any], footer: str) 
         return "-" if value is None else format(value, spec)
 
     table = Table(title=f"generation: evalkit vs lm-eval generate_until vs transformers generate ({summary['device']}, {summary['dtype']})")
-    for column in ("workload", "tok/s evalkit", "tok/s lm-eval (bs)", "tok/s HF", "x lm-eval", "x HF", "peak MB ek / lm / HF", "identical to HF"):
+    for column in ("workload", "tok/s evalkit", "tok/s lm-eval (bs)", "tok/s HF", "x lm-eval", "x HF", "peak MB ek / lm / HF", "identical to HF", "decode FLOP frac."):
         table.add_column(column)
     for name, result in results.items():
         r = result["row"]
@@ -283,12 +318,24 @@ def print_table(results: dict[str, dict], summary: dict[str, Any], footer: str) 
             fmt(r["hf_tokens_per_s"], ".1f"), fmt(r["ratio_vs_lmeval"], ".2f"), fmt(r["ratio_vs_hf"], ".2f"),
             f"{fmt(r['peak_mem_mb'], '.0f')} / {fmt(r['lmeval_peak_mem_mb'], '.0f')} / {fmt(r['hf_peak_mem_mb'], '.0f')}",
             f"{r['identical_to_hf_count']}/{r['n_prompts']}",
+            fmt(r["decode_flop_fraction"], ".1%"),
         )
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=170)
     console.print(table)
+    if summary["decode_sweep"]:
+        sweep = Table(title=f"evalkit decode, slots kept full (chat prompts, {summary['decode_tokens']} new tokens each)")
+        for column in ("slots", "rows per step", "decode tok/s", "FLOP fraction", "peak MB"):
+            sweep.add_column(column)
+        for slots, point in summary["decode_sweep"].items():
+            sweep.add_row(
+                str(slots), f"{point['rows_per_step']:.0f}", f"{point['decode_tokens_per_s']:.0f}",
+                f"{point['decode_flop_fraction']:.1%}", f"{point['peak_mem_mb']:.0f}",
+            )
+        console.print(sweep)
     console.print(
-        f"decode FLOP fraction at {summary['slots']} slots: {fmt(summary['decode_flop_fraction'], '.1%')} of "
-        f"{summary['matmul_gflops']:.0f} GFLOP/s; {footer}"
+        f"decode FLOP fraction at the largest slot count: {fmt(summary['decode_flop_fraction'], '.1%')} of "
+        f"{summary['matmul_gflops']:.0f} GFLOP/s (workloads together: "
+        f"{fmt(summary['decode_flop_fraction_workloads'], '.1%')}); {footer}"
     )
 
 
@@ -301,6 +348,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (every system)")
     parser.add_argument("--n-prompts", type=int, default=None, help="prompts per workload (default: " + ", ".join(f"{k} {v[1]}" for k, v in WORKLOADS.items()) + ")")
     parser.add_argument("--slots", type=int, default=64, help="evalkit's slots = transformers' batch size")
+    parser.add_argument("--decode-slots", default="64,128,256", help="slot counts of the decode sweep (empty: none)")
+    parser.add_argument("--decode-tokens", type=int, default=64, help="new tokens per prompt in the decode sweep")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated, from: " + ", ".join(WORKLOADS))
     parser.add_argument("--lmeval-batch-sizes", default=",".join(LMEVAL_BATCH_SIZES), help="tried in this order")
     parser.add_argument("--mem-limit-mb", type=int, default=default_mem_limit_mb(), help="address-space limit per CPU worker (0: none)")
@@ -308,6 +357,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.lmeval_batch_sizes = [b.strip() for b in args.lmeval_batch_sizes.split(",") if b.strip()]
+    try:
+        args.decode_slots = sorted({int(n) for n in args.decode_slots.split(",") if n.strip()})
+    except ValueError:
+        parser.error(f"--decode-slots takes comma-separated slot counts; got {args.decode_slots!r}")
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
@@ -321,15 +374,20 @@ def main(argv: list[str] | None = None) -> int:
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     matmul_gflops = measure_matmul(args.device, "float32" if args.dtype == "float16" and args.device == "cpu" else args.dtype)
     log(f"matmul: {matmul_gflops:.1f} GFLOP/s ({args.dtype}, {args.device})")
+    args.matmul_gflops = matmul_gflops
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_generate_") as tmp:
         for name in args.workloads:
             results[name] = bench_workload(name, args, Path(tmp))
+        sweep = decode_sweep(args, Path(tmp))
     decode_flops = sum(r["extra"]["decode_flops"] for r in results.values())
     decode_seconds = sum(r["extra"]["decode_seconds"] for r in results.values())
     summary = {
         "workloads": {name: result["row"] for name, result in results.items()},
-        "decode_flop_fraction": decode_flops / decode_seconds / (matmul_gflops * 1e9) if decode_seconds else None,
+        "decode_flop_fraction": sweep[max(sweep)]["decode_flop_fraction"] if sweep else None,
+        "decode_flop_fraction_workloads": decode_flops / decode_seconds / (matmul_gflops * 1e9) if decode_seconds else None,
+        "decode_sweep": sweep,
+        "decode_tokens": args.decode_tokens,
         "matmul_gflops": matmul_gflops,
         "slots": args.slots,
         "model": str(args.model),
