@@ -11,7 +11,8 @@ What it measures, on the same model, the same prompts and the same machine, in o
 - plain transformers: `model.generate` on left-padded batches of `--slots` prompts, longest first
   (its best order), greedy, with `stop_strings`;
 - lm-eval: `HFLM.generate_until` fed the same (context, until, max_gen_toks) requests, at batch
-  sizes 64, 8 and 1 (the fastest counts; a run past 1.5x the best so far is stopped);
+  sizes 64, 8 and 1 (the fastest counts; a run that has already taken longer than the best so far
+  cannot win and is stopped);
 - per workload: generated tokens per second for each system (the tokens of evalkit's completions,
   the useful work, divided by each system's wall time for the whole generation call), the ratios,
   peak memory of each (the worker's ru_maxrss, weights included) and whether the greedy outputs are
@@ -237,10 +238,10 @@ def bench_workload(name: str, args: argparse.Namespace, workdir: Path) -> dict[s
     runs: dict[str, dict[str, Any]] = {}
     for batch_size in args.lmeval_batch_sizes:
         best = min((r["seconds"] for r in runs.values() if "seconds" in r), default=None)
-        limit = 1.5 * best if best is not None and args.early_stop else None
+        limit = best + 5 if best is not None and args.early_stop else None
         run = spawn_worker(script, {**common, "system": "lm_eval", "batch_size": batch_size, "time_limit": limit}, workdir, f"{name}-lm_eval-bs{batch_size}")
         if run.get("timed_out"):
-            run["note"] = f"stopped after {limit:.0f} s (> 1.5x the best so far)"
+            run["note"] = f"stopped after {limit:.0f} s (slower than the best so far)"
         elif "failed" in run:
             run["note"] = f"failed: {run['failed'][-120:]}"
         runs[batch_size] = run
