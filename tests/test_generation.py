@@ -289,3 +289,22 @@ def test_cascade_attention_kernels_agree():
     visible = mask.any(dim=-1, keepdim=True).expand(3, 2, 6, 1)
     assert torch.allclose(fused, plain, atol=1e-5)
     assert torch.allclose(fused_lse[visible], plain_lse[visible], atol=1e-5)
+
+
+def test_cascade_attention_with_a_position_bias_attends_to_the_whole():
+    """A position bias cannot be split between prefix and own columns: the prefix is copied to
+    every row and sdpa sees the concatenation (a zero bias must give plain attention)."""
+    from evalkit.engine.cascade import SharedPrefix, cascade_attention_forward
+
+    torch.manual_seed(2)
+    module = torch.nn.Module()
+    module.layer_idx, module.num_key_value_groups = 0, 2
+    query, key, value = torch.randn(2, 4, 1, 8), torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
+    prefix = SharedPrefix((1, 2, 3), [torch.randn(1, 2, 3, 8)], [torch.randn(1, 2, 3, 8)])
+    mask = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    mask[1, :, :, :2] = False
+    split, _ = cascade_attention_forward(module, query, key, value, mask, scaling=0.3, cascade=prefix)
+    whole, _ = cascade_attention_forward(
+        module, query, key, value, mask, scaling=0.3, cascade=prefix, position_bias=torch.zeros(1, 4, 1, 8)
+    )
+    assert torch.allclose(split, whole, atol=1e-5)

@@ -104,6 +104,20 @@ def cascade_attention_forward(
         )
     batch, heads, q_len, dim = query.shape
     kv_heads = key.shape[1]
+    layer = module.layer_idx
+    if kwargs.get("position_bias") is not None:
+        # A learned bias over every (query, key) pair cannot be split between the two parts:
+        # give each row its copy of the prefix and let sdpa see the whole.
+        prefix_len = cascade.keys[layer].shape[2]
+        keys = torch.cat([cascade.keys[layer].expand(batch, -1, -1, -1), key], dim=2)
+        values = torch.cat([cascade.values[layer].expand(batch, -1, -1, -1), value], dim=2)
+        if attention_mask is not None:
+            visible = attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+            ones = visible.new_ones((*visible.shape[:-1], prefix_len))
+            attention_mask = torch.cat([ones.expand(visible.shape[0], -1, -1, -1), visible], dim=-1)
+        return sdpa_attention_forward(
+            module, query, keys, values, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     group = heads // kv_heads
     scale = scaling if scaling is not None else dim**-0.5
     # [B, kv_heads, group * q, d]: a KV group's query heads share its keys, so they are rows of one product.
@@ -120,7 +134,6 @@ def cascade_attention_forward(
         mask = mask.reshape(-1, 1, q_len, mask.shape[-1]).repeat(1, 1, group, 1)
     own, own_lse = _attend(folded, key, value, mask, scale)
     # The prefix: every row's queries against one copy, one [kv_heads, B * group * q, P] product.
-    layer = module.layer_idx
     flat = folded.transpose(0, 1).reshape(1, kv_heads, batch * group * q_len, dim)
     shared, shared_lse = _attend(flat, cascade.keys[layer], cascade.values[layer], None, scale)
     shared = shared.reshape(kv_heads, batch, group * q_len, dim).transpose(0, 1)

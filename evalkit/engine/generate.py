@@ -8,6 +8,10 @@ once, and padding columns no remaining row needs are dropped. Rows finishing at 
 (GSM8K answers run from 50 to 256 tokens) therefore never hold the batch hostage, which is where a
 padded-batch `generate` loses most of its time.
 
+A prompt prefix the rows share (a few-shot preamble, a chat template's system turn) is computed
+once and kept once: rows attend to it through cascade attention (cascade.py) rather than each
+carrying a copy that every decode step would read again.
+
 Each row's next token is the argmax of its logits (greedy) or a draw from its own seeded stream
 (sampling.py), so what a row generates never depends on its neighbours beyond float rounding.
 Models whose cache is not plain full attention (sliding windows) fall back to batch-by-batch
@@ -24,8 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from transformers import DynamicCache
 
-from evalkit.engine import kvcache
-from evalkit.engine import cascade
+from evalkit.engine import cascade, kvcache
 from evalkit.engine.cascade import SharedPrefix
 from evalkit.engine.modeling import cache_keyword
 from evalkit.engine.requests import FinishReason, GenerateRequest, GenerateResult

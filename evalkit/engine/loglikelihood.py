@@ -303,8 +303,9 @@ def iter_loglikelihood(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     prefixes = _PrefixCache(body, device, batches)
     scorer = _HeadQueue(head, model.config)
-    # Batches whose continuation positions are queued for the head: (served, slots, first row).
-    waiting: list[tuple[list[tuple[int, int]], list[int], int]] = []
+    # Batches whose continuation positions are queued for the head: (served, slots, the index of
+    # their first scored row, how many rows they queued).
+    waiting: list[tuple[list[tuple[int, int]], list[int], int, int]] = []
 
     for batch in batches:
         prefix, parent = batch.rows[0].prefix, batch.rows[0].parent
@@ -347,12 +348,12 @@ def iter_loglikelihood(
                 input_ids=input_ids.to(device), attention_mask=mask, use_cache=bool(p), **extra
             ).last_hidden_state
             picked = hidden[torch.tensor(rows_index, device=device), torch.tensor(cols, device=device)]
-            waiting.append((served, slots, scorer.add(picked, targets)))
+            waiting.append((served, slots, scorer.add(picked, targets), len(targets)))
             scorer.score(final=batch is batches[-1])
         if p:
             prefixes.release(prefix, parent)
-        while waiting and waiting[0][2] + len(set(waiting[0][1])) <= len(scorer.logprobs):
-            served, slots, first = waiting.pop(0)
+        while waiting and waiting[0][2] + waiting[0][3] <= len(scorer.logprobs):
+            served, slots, first, _ = waiting.pop(0)
             yield from _results(served, [first + k for k in slots], scorer)
             if progress is not None:
                 progress(len(served))
