@@ -10,6 +10,8 @@ What it measures, on the same model, the same prompts and the same machine, in o
 - evalkit: `Engine.generate`-equivalent `iter_generate` with `--slots` rows (continuous batching);
 - plain transformers: `model.generate` on left-padded batches of `--slots` prompts, longest first
   (its best order), greedy, with `stop_strings`;
+- vLLM, with `--with-vllm` (a CUDA machine with `evalkit[vllm]`): evalkit's vLLM backend on the
+  same prompts, `--slots` sequences at once;
 - lm-eval: `HFLM.generate_until` fed the same (context, until, max_gen_toks) requests, at batch
   sizes 64, 8 and 1 (the fastest counts; a run that has already taken longer than the best so far
   cannot win and is stopped);
@@ -183,7 +185,29 @@ def generate_with_lm_eval(prompts: list[dict[str, Any]], opts: dict[str, Any]) -
     return {"seconds": seconds, "texts": list(texts)}
 
 
-SYSTEMS = {"evalkit": generate_with_evalkit, "transformers": generate_with_transformers, "lm_eval": generate_with_lm_eval}
+def generate_with_vllm(prompts: list[dict[str, Any]], opts: dict[str, Any]) -> dict[str, Any]:
+    """vLLM through evalkit's backend (`--backend vllm`): the same prompts, greedy, `--slots`
+    sequences at once (its max_num_seqs), vLLM planning its own batches."""
+    from evalkit.engine import EngineSettings, GenerateRequest
+    from evalkit.engine.vllm_backend import VllmEngine
+
+    engine = VllmEngine.from_folder(opts["model"], settings=EngineSettings(max_rows=opts["slots"]), dtype=opts["dtype"])
+    requests = [GenerateRequest(p["text"], p["max_new_tokens"], stop=tuple(p["stop"])) for p in prompts]
+    engine.generate(requests[:1])  # warm-up: CUDA graphs, kernels
+    start = time.perf_counter()
+    results = engine.generate(requests)
+    synchronize(opts["device"])
+    return {
+        "seconds": time.perf_counter() - start,
+        "token_ids": [list(r.token_ids) for r in results],
+        "texts": [r.text for r in results],
+    }
+
+
+SYSTEMS = {
+    "evalkit": generate_with_evalkit, "transformers": generate_with_transformers, "lm_eval": generate_with_lm_eval,
+    "vllm": generate_with_vllm,
+}
 
 
 def run_worker(opts: dict[str, Any]) -> int:
@@ -246,6 +270,12 @@ def bench_workload(name: str, args: argparse.Namespace, workdir: Path) -> dict[s
             run["note"] = f"failed: {run['failed'][-120:]}"
         runs[batch_size] = run
         log(f"  lm-eval bs={batch_size}: " + (f"{run['seconds']:.1f} s, peak {run['peak_mem_mb']:.0f} MB" if "seconds" in run else run["note"]))
+    vllm = None
+    if args.with_vllm:
+        vllm = spawn_worker(script, {**common, "system": "vllm"}, workdir, f"{name}-vllm")
+        if "failed" in vllm:
+            raise SystemExit(f"vLLM failed on {name}: {vllm['failed']}")
+        log(f"  vLLM ({args.slots} sequences): {vllm['seconds']:.1f} s")
     done = {bs: r for bs, r in runs.items() if "seconds" in r}
     best_bs = min(done, key=lambda bs: done[bs]["seconds"]) if done else None
     lmeval = done.get(best_bs) if best_bs else None
@@ -264,6 +294,11 @@ def bench_workload(name: str, args: argparse.Namespace, workdir: Path) -> dict[s
         "identical_to_hf_count": identical,
         "identical_text_to_lmeval_count": same_text_lmeval,
         "lmeval_batch_size": int(best_bs) if best_bs else None,
+        # vLLM, when asked for (--with-vllm): its tok/s on evalkit's token count, evalkit's ratio to
+        # it, and how many of its greedy outputs are transformers' too.
+        "vllm_tokens_per_s": tokens / vllm["seconds"] if vllm else None,
+        "ratio_vs_vllm": vllm["seconds"] / ours["seconds"] if vllm else None,
+        "vllm_identical_to_hf_count": identical_tokens(vllm["token_ids"], hf["token_ids"]) if vllm else None,
         "n_prompts": n_prompts,
         "tokens": tokens,
     }
@@ -312,6 +347,7 @@ def print_table(results: dict[str, dict], summary: dict[str, Any], footer: str) 
     table = Table(title=f"generation: evalkit vs lm-eval generate_until vs transformers generate ({summary['device']}, {summary['dtype']})")
     for column in ("workload", "tok/s evalkit", "tok/s lm-eval (bs)", "tok/s HF", "x lm-eval", "x HF", "peak MB ek / lm / HF", "identical to HF", "decode FLOP frac."):
         table.add_column(column)
+    console_notes: list[str] = []
     for name, result in results.items():
         r = result["row"]
         table.add_row(
@@ -321,8 +357,15 @@ def print_table(results: dict[str, dict], summary: dict[str, Any], footer: str) 
             f"{r['identical_to_hf_count']}/{r['n_prompts']}",
             fmt(r["decode_flop_fraction"], ".1%"),
         )
+        if r["vllm_tokens_per_s"] is not None:
+            console_notes.append(
+                f"{name}: vLLM {r['vllm_tokens_per_s']:.1f} tok/s, evalkit {r['ratio_vs_vllm']:.2f}x of it, "
+                f"vLLM greedy identical to HF {r['vllm_identical_to_hf_count']}/{r['n_prompts']}"
+            )
     console = Console(stderr=True, width=170)
     console.print(table)
+    for line in console_notes:
+        console.print(line)
     if summary["decode_sweep"]:
         sweep = Table(title=f"evalkit decode, slots kept full (chat prompts, {summary['decode_tokens']} new tokens each)")
         for column in ("slots", "rows per step", "decode tok/s", "FLOP fraction", "peak MB"):
@@ -355,6 +398,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lmeval-batch-sizes", default=",".join(LMEVAL_BATCH_SIZES), help="tried in this order")
     parser.add_argument("--mem-limit-mb", type=int, default=default_mem_limit_mb(), help="address-space limit per CPU worker (0: none)")
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false", help="let every lm-eval batch size finish")
+    parser.add_argument("--with-vllm", action="store_true", help="also run vLLM (evalkit[vllm], CUDA) with --slots sequences")
     args = parser.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.lmeval_batch_sizes = [b.strip() for b in args.lmeval_batch_sizes.split(",") if b.strip()]
@@ -367,6 +411,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     if not (args.model / "config.json").is_file():
         parser.error(f"{args.model} is not a Hugging Face model folder (run `evalkit install-model` for the default)")
+    if args.with_vllm:
+        from evalkit.engine.vllm_backend import import_vllm, require_cuda
+        from evalkit.errors import EngineError
+
+        try:
+            import_vllm()
+            require_cuda()
+        except EngineError as error:
+            parser.error(f"--with-vllm: {error}")
     return args
 
 

@@ -315,7 +315,7 @@ def environment(device: str) -> dict[str, Any]:
         "tokenizers": version_of("tokenizers"),
         "triton": version_of("triton"),
         "lm_eval": version_of("lm_eval") or version_of("lm-eval"),
-        # Not imported: vllm initialises CUDA and takes seconds. bench_generate.py has no vLLM flag.
+        # Not imported: vllm initialises CUDA and takes seconds.
         "vllm": version_of("vllm") if importlib.util.find_spec("vllm") is not None else None,
         "rich": version_of("rich"),
         "evalkit_commit": _git_commit(),
@@ -1038,9 +1038,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     env = environment(args.device)
     notes = [
-        ("vllm is installed, but bench_generate.py has no vLLM flag: vLLM is not benchmarked here" if env["vllm"]
-         else "vllm is not installed (bench_generate.py has no vLLM flag either)"),
+        ("vllm is installed: bench_generate runs it beside evalkit (--with-vllm)" if env["vllm"] and not args.smoke
+         else "vllm is not benchmarked (not installed, or smoke mode)"),
     ]
+    if env["vllm"] and not args.smoke:
+        sizes.bench_generate_large.append("--with-vllm")
     if args.smoke and not args.with_lm_eval:
         notes.append("smoke mode: bench_generate runs without lm-eval, and bench_scoring (which always runs lm-eval: "
                      "4 more workers, seconds each to start) on the small model only; --with-lm-eval runs them all")

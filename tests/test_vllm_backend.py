@@ -478,3 +478,18 @@ def test_real_vllm_greedy_generation_matches_evalkit_engine(real_vllm_engine, ti
     loaded = load_model(tiny_llama_dir, device="cuda", dtype="float32")
     expected = Engine(loaded.model, loaded.tokenizer, EngineSettings(max_rows=8)).generate(GENERATE_REQUESTS)
     assert real_vllm_engine.generate(GENERATE_REQUESTS) == expected
+
+
+def test_bench_generate_with_vllm_needs_vllm_and_says_so_in_one_line(tiny_llama_dir):
+    """`scripts/bench_generate.py --with-vllm` where vLLM cannot run is a one-line usage error,
+    before any worker starts."""
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_generate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", str(tiny_llama_dir), "--with-vllm"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("bench_generate.py: error: --with-vllm:") and "pip install" in last
