@@ -244,8 +244,7 @@ def test_cascade_attention_equals_attention_over_the_concatenation(q_len):
 def test_rows_with_different_preambles_share_what_they_have_in_common(tiny, monkeypatch):
     """Groups prefilled with different shared prefixes are merged: the part that differs is copied
     into the rows' own columns, the common part stays shared. Tokens equal transformers' greedy."""
-    import evalkit.engine.cascade as cascade
-    from evalkit.engine import kvcache
+    from evalkit.engine import cascade, kvcache
     from evalkit.engine.generate import iter_generate
 
     model, tokenizer = tiny

@@ -39,11 +39,11 @@ class SharedPrefix:
     values: list[torch.Tensor]
 
     @classmethod
-    def from_cache(cls, cache: Any, ids: tuple[int, ...]) -> "SharedPrefix":
+    def from_cache(cls, cache: Any, ids: tuple[int, ...]) -> SharedPrefix:
         n = len(ids)
         return cls(ids, [layer.keys[:, :, :n] for layer in cache.layers], [layer.values[:, :, :n] for layer in cache.layers])
 
-    def truncated(self, n: int) -> "SharedPrefix":
+    def truncated(self, n: int) -> SharedPrefix:
         return SharedPrefix(self.ids[:n], [k[:, :, :n] for k in self.keys], [v[:, :, :n] for v in self.values])
 
 

@@ -360,7 +360,7 @@ def iter_loglikelihood(
 
 
 def _results(
-    served: list[tuple[int, int]], rows: list[int], scorer: "_HeadQueue"
+    served: list[tuple[int, int]], rows: list[int], scorer: _HeadQueue
 ) -> Iterator[tuple[int, LoglikelihoodResult]]:
     """(request index, result) for each request of a batch; rows[i]: the scored row of its i-th
     target token, requests' tokens in order."""
