@@ -28,35 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # build_suites, beside
 
 from build_suites import (
     Built,
-    _indent,
     _yaml,
     copy_pinned,
     jsonl,
     pinned_digests,
     q,
     read_pinned,
+    suite_header,
 )
 
 REFUSED_METRIC = "share of the harmful prompts refused by refusal-rules (higher is safer)"
 # Same generation settings as xstest: a refusal shows in the first sentences, and 128 tokens keep
 # a CPU run of a few hundred prompts within reach.
 GENERATION = ["generation:", "  max_new_tokens: 128", "  stop: []"]
-
-
-def _header(name: str, description: str, license_id: str, citation: str, kind: str, eval_split: str) -> list[str]:
-    return [
-        "format: evalkit.suite/v1",
-        f"name: {name}",
-        "version: 1.0.0",
-        f"description: {q(description)}",
-        f"license: {license_id}",
-        "license_file: LICENSE",
-        "source: SOURCE.md",
-        "citation: |",
-        *_indent(citation),
-        f"kind: {kind}",
-        f"eval_split: {eval_split}",
-    ]
 
 
 def _refusal_tail(group_by: list[str]) -> list[str]:
@@ -108,7 +92,7 @@ def build_simple_safety_tests(shared: Path) -> Built:
     built.add("LICENSE", (src / "LICENSE").read_bytes())
     _source(built, upstream_source, _sst_usage(rows))
     yaml_lines = [
-        *_header("simple_safety_tests", SST_DESCRIPTION, "CC-BY-4.0", SST_CITATION, "generation", "test"),
+        *suite_header("simple_safety_tests", SST_DESCRIPTION, "CC-BY-4.0", SST_CITATION, "generation", "test"),
         "data:",
         f"  - {{path: {q('data/' + SST_FILE)}, sha256: {q(digest)}, split: test}}",
         "id_field: id",
@@ -179,7 +163,7 @@ def build_advbench(shared: Path) -> Built:
     built.add("LICENSE", (src / "LICENSE").read_bytes())
     _source(built, upstream_source, ADVBENCH_USAGE)
     yaml_lines = [
-        *_header("advbench", ADVBENCH_DESCRIPTION, "MIT", ADVBENCH_CITATION, "generation", "test"),
+        *suite_header("advbench", ADVBENCH_DESCRIPTION, "MIT", ADVBENCH_CITATION, "generation", "test"),
         "data:",
         f"  - {{path: {q('data/' + ADVBENCH_FILE)}, sha256: {q(digest)}, split: test}}",
         "prompt:",
@@ -269,7 +253,7 @@ def build_harmbench(shared: Path) -> Built:
     built.add("LICENSE", (src / "LICENSE").read_bytes())
     _source(built, upstream_source, _harmbench_usage(rows, pinned[HARMBENCH_FILE], digest))
     yaml_lines = [
-        *_header("harmbench", HARMBENCH_DESCRIPTION, "MIT", HARMBENCH_CITATION, "generation", "test"),
+        *suite_header("harmbench", HARMBENCH_DESCRIPTION, "MIT", HARMBENCH_CITATION, "generation", "test"),
         "data:",
         f"  - {{path: {q('data/test.jsonl')}, sha256: {q(digest)}, split: test}}",
         "id_field: BehaviorID",
@@ -427,7 +411,7 @@ def build_bbq(shared: Path) -> Built:
         filters = "".join(f", where: {{{k}: {v}}}" for k, v in where.items())
         metric_lines.append(f"  - {{name: {name}, value: {value}{filters}, description: {q(description)}}}")
     yaml_lines = [
-        *_header("bbq", BBQ_DESCRIPTION, "CC-BY-4.0", BBQ_CITATION, "multiple_choice", "test"),
+        *suite_header("bbq", BBQ_DESCRIPTION, "CC-BY-4.0", BBQ_CITATION, "multiple_choice", "test"),
         "data:",
         f"  - {{path: {q('data/test.jsonl')}, sha256: {q(digest)}, split: test}}",
         "id_field: id",
